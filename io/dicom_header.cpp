@@ -1,0 +1,323 @@
+#include "io/dicom_header.h"
+
+#include <gdcmAttribute.h>
+#include <gdcmCSAHeader.h>
+#include <gdcmDataSet.h>
+#include <gdcmReader.h>
+#include <gdcmTrace.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <system_error>
+#include <vector>
+
+namespace rapidnii::io {
+
+const char* skip_reason_code(SkipReason r) {
+  switch (r) {
+    case SkipReason::None: return "ok";
+    case SkipReason::EmptyFile: return "empty_file";
+    case SkipReason::Unreadable: return "unreadable";
+    case SkipReason::NotDicom: return "not_dicom";
+    case SkipReason::NoImage: return "no_image";
+    case SkipReason::TruncatedPixels: return "truncated_pixel_data";
+    case SkipReason::Unsupported: return "unsupported";
+  }
+  return "unknown";
+}
+
+const char* skip_reason_text(SkipReason r) {
+  switch (r) {
+    case SkipReason::None: return "ok";
+    case SkipReason::EmptyFile: return "empty file";
+    case SkipReason::Unreadable: return "cannot be read";
+    case SkipReason::NotDicom: return "not a DICOM file";
+    case SkipReason::NoImage: return "DICOM without image pixel data";
+    case SkipReason::TruncatedPixels: return "truncated pixel data";
+    case SkipReason::Unsupported: return "unsupported DICOM image";
+  }
+  return "unknown";
+}
+
+void quiet_gdcm() {
+  gdcm::Trace::SetDebug(false);
+  gdcm::Trace::SetWarning(false);
+  gdcm::Trace::SetError(false);
+}
+
+namespace {
+
+// Raw text of an element, trimmed of DICOM padding (spaces, NULs).
+std::string element_text(const gdcm::DataSet& ds, const gdcm::Tag& t) {
+  if (!ds.FindDataElement(t)) return {};
+  const gdcm::DataElement& de = ds.GetDataElement(t);
+  const gdcm::ByteValue* bv = de.GetByteValue();
+  if (!bv || bv->GetLength() == 0) return {};
+  std::string s(bv->GetPointer(), bv->GetLength());
+  size_t b = 0, e = s.size();
+  while (b < e && (s[b] == ' ' || s[b] == '\0')) ++b;
+  while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\0')) --e;
+  return s.substr(b, e - b);
+}
+
+// Backslash-separated decimal numbers (DS/IS text).
+std::vector<double> numbers(const std::string& s) {
+  std::vector<double> out;
+  size_t i = 0;
+  while (i <= s.size()) {
+    size_t j = s.find('\\', i);
+    if (j == std::string::npos) j = s.size();
+    std::string item = s.substr(i, j - i);
+    char* end = nullptr;
+    double v = std::strtod(item.c_str(), &end);
+    if (end != item.c_str() && std::isfinite(v)) out.push_back(v);
+    else out.push_back(std::nan(""));
+    i = j + 1;
+  }
+  return out;
+}
+
+std::vector<double> element_numbers(const gdcm::DataSet& ds, const gdcm::Tag& t) {
+  std::string s = element_text(ds, t);
+  if (s.empty()) return {};
+  return numbers(s);
+}
+
+bool element_number(const gdcm::DataSet& ds, const gdcm::Tag& t, double& out) {
+  auto v = element_numbers(ds, t);
+  if (v.empty() || !std::isfinite(v[0])) return false;
+  out = v[0];
+  return true;
+}
+
+int32_t element_int(const gdcm::DataSet& ds, const gdcm::Tag& t, int32_t fallback = 0) {
+  double v;
+  if (!element_number(ds, t, v)) return fallback;
+  return static_cast<int32_t>(std::lround(v));
+}
+
+// US values (binary). gdcm::Attribute takes care of the byte order.
+template <uint16_t G, uint16_t E>
+bool us_value(const gdcm::DataSet& ds, uint16_t& out) {
+  gdcm::Tag t(G, E);
+  if (!ds.FindDataElement(t) || ds.GetDataElement(t).IsEmpty()) return false;
+  gdcm::Attribute<G, E> a;
+  a.SetFromDataElement(ds.GetDataElement(t));
+  out = static_cast<uint16_t>(a.GetValue());
+  return true;
+}
+
+// hhmmss.frac -> seconds after midnight
+double dicom_time_seconds(const std::string& s) {
+  if (s.size() < 2) return -1;
+  std::string t;
+  for (char c : s)
+    if (c != ':') t.push_back(c);
+  auto digits = [&](size_t at) -> int {
+    if (t.size() < at + 2) return 0;
+    return (t[at] - '0') * 10 + (t[at + 1] - '0');
+  };
+  double frac = 0;
+  size_t dot = t.find('.');
+  if (dot != std::string::npos) frac = std::strtod(t.c_str() + dot, nullptr);
+  return digits(0) * 3600.0 + digits(2) * 60.0 + digits(4) + frac;
+}
+
+// Values of one CSA element as numbers (GDCM stores the items '\'-joined).
+std::vector<double> csa_numbers(gdcm::CSAHeader& csa, const char* name) {
+  if (!csa.FindCSAElementByName(name)) return {};
+  const gdcm::CSAElement& el = csa.GetCSAElementByName(name);
+  const gdcm::ByteValue* bv = el.GetByteValue();
+  if (!bv || bv->GetLength() == 0) return {};
+  std::string s(bv->GetPointer(), bv->GetLength());
+  std::string clean;
+  for (char c : s) clean.push_back(c == '\0' ? ' ' : c);
+  auto v = numbers(clean);
+  std::vector<double> out;
+  for (double x : v)
+    if (std::isfinite(x)) out.push_back(x);
+  return out;
+}
+
+void read_siemens_mosaic(const gdcm::DataSet& ds, SliceHeader& h) {
+  if (h.image_type.find("MOSAIC") == std::string::npos) return;
+  gdcm::CSAHeader csa;
+  const gdcm::PrivateTag& t = csa.GetCSAImageHeaderInfoTag();
+  if (ds.FindDataElement(t) && csa.LoadFromDataElement(ds.GetDataElement(t))) {
+    auto n = csa_numbers(csa, "NumberOfImagesInMosaic");
+    if (!n.empty() && n[0] >= 1) h.mosaic_images = static_cast<uint16_t>(n[0]);
+    auto sn = csa_numbers(csa, "SliceNormalVector");
+    if (sn.size() == 3) {
+      h.has_slice_normal = true;
+      h.slice_normal = {sn[0], sn[1], sn[2]};
+    }
+  }
+  if (h.mosaic_images == 0) {
+    // (0019,xx0A) NumberOfImagesInMosaic in the "SIEMENS MR HEADER" block
+    gdcm::PrivateTag pt(0x0019, 0x0a, "SIEMENS MR HEADER");
+    if (ds.FindDataElement(pt)) {
+      const gdcm::DataElement& de = ds.GetDataElement(pt);
+      const gdcm::ByteValue* bv = de.GetByteValue();
+      if (bv && bv->GetLength() == 2) {
+        uint16_t v;
+        std::memcpy(&v, bv->GetPointer(), 2);
+        h.mosaic_images = v;
+      }
+    }
+  }
+}
+
+bool is_native_transfer_syntax(const std::string& ts) {
+  return ts == "1.2.840.10008.1.2" || ts == "1.2.840.10008.1.2.1" || ts == "1.2.840.10008.1.2.2";
+}
+
+}  // namespace
+
+IndexResult index_dicom_file(const std::filesystem::path& path) {
+  IndexResult r;
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) {
+    r.skip = SkipReason::Unreadable;
+    return r;
+  }
+  if (size == 0) {
+    r.skip = SkipReason::EmptyFile;
+    return r;
+  }
+  {
+    std::ifstream probe(path, std::ios::binary);
+    if (!probe) {
+      r.skip = SkipReason::Unreadable;
+      return r;
+    }
+  }
+  try {
+    gdcm::Reader reader;
+    reader.SetFileName(path.c_str());
+    const gdcm::Tag pixel_data(0x7fe0, 0x0010);
+    if (!reader.ReadUpToTag(pixel_data, {pixel_data})) {
+      r.skip = SkipReason::NotDicom;
+      return r;
+    }
+    const gdcm::File& file = reader.GetFile();
+    const gdcm::DataSet& ds = file.GetDataSet();
+    SliceHeader& h = r.header;
+
+    h.transfer_syntax = element_text(file.GetHeader(), gdcm::Tag(0x0002, 0x0010));
+    if (h.transfer_syntax.empty()) {
+      gdcm::TransferSyntax ts = file.GetHeader().GetDataSetTransferSyntax();
+      if (const char* s = gdcm::TransferSyntax::GetTSString(ts)) h.transfer_syntax = s;
+    }
+    h.sop_class_uid = element_text(ds, gdcm::Tag(0x0008, 0x0016));
+    h.series_uid = element_text(ds, gdcm::Tag(0x0020, 0x000e));
+    h.modality = element_text(ds, gdcm::Tag(0x0008, 0x0060));
+    h.image_type = element_text(ds, gdcm::Tag(0x0008, 0x0008));
+    h.photometric = element_text(ds, gdcm::Tag(0x0028, 0x0004));
+
+    const bool has_rows = us_value<0x0028, 0x0010>(ds, h.rows);
+    const bool has_cols = us_value<0x0028, 0x0011>(ds, h.cols);
+    us_value<0x0028, 0x0100>(ds, h.bits_allocated);
+    us_value<0x0028, 0x0101>(ds, h.bits_stored);
+    us_value<0x0028, 0x0102>(ds, h.high_bit);
+    us_value<0x0028, 0x0103>(ds, h.pixel_representation);
+    if (!us_value<0x0028, 0x0002>(ds, h.samples_per_pixel)) h.samples_per_pixel = 1;
+    if (h.bits_stored == 0) h.bits_stored = h.bits_allocated;
+    if (h.high_bit == 0 || h.high_bit >= h.bits_allocated) h.high_bit = h.bits_stored - 1;
+
+    // A file that GDCM parsed "successfully" but carries no DICOM image
+    // attributes at all (random bytes read as an implicit data set) is not DICOM.
+    const bool looks_dicom = !h.sop_class_uid.empty() || !h.series_uid.empty() || !h.modality.empty() ||
+                             !h.transfer_syntax.empty();
+    if (!looks_dicom) {
+      r.skip = SkipReason::NotDicom;
+      return r;
+    }
+    // Where PixelData starts: file meta (its preamble included) plus the
+    // encoded length of the data set read so far.
+    const gdcm::FileMetaInformation& meta = file.GetHeader();
+    const bool explicit_vr = meta.GetDataSetTransferSyntax().IsExplicit();
+    uint64_t stop = meta.GetFullLength();
+    stop += explicit_vr ? uint64_t(ds.GetLength<gdcm::ExplicitDataElement>())
+                        : uint64_t(ds.GetLength<gdcm::ImplicitDataElement>());
+    const bool has_pixels = stop < size;
+    if (!has_rows || !has_cols || h.rows == 0 || h.cols == 0 || h.bits_allocated == 0 || !has_pixels) {
+      r.skip = SkipReason::NoImage;
+      return r;
+    }
+
+    h.series_number = element_int(ds, gdcm::Tag(0x0020, 0x0011));
+    h.instance_number = element_int(ds, gdcm::Tag(0x0020, 0x0013));
+    h.acquisition_number = element_int(ds, gdcm::Tag(0x0020, 0x0012));
+    h.echo_number = element_int(ds, gdcm::Tag(0x0018, 0x0086));
+    h.temporal_position = element_int(ds, gdcm::Tag(0x0020, 0x0100));
+    h.number_of_frames = element_int(ds, gdcm::Tag(0x0028, 0x0008), 1);
+    if (h.number_of_frames < 1) h.number_of_frames = 1;
+    h.acquisition_time = dicom_time_seconds(element_text(ds, gdcm::Tag(0x0008, 0x0032)));
+
+    auto iop = element_numbers(ds, gdcm::Tag(0x0020, 0x0037));
+    if (iop.size() == 6) {
+      h.has_orientation = true;
+      for (int i = 0; i < 6; ++i) h.iop[i] = iop[i];
+      for (double v : iop)
+        if (!std::isfinite(v)) h.has_orientation = false;
+    }
+    auto ipp = element_numbers(ds, gdcm::Tag(0x0020, 0x0032));
+    if (ipp.size() == 3 && std::isfinite(ipp[0]) && std::isfinite(ipp[1]) && std::isfinite(ipp[2])) {
+      h.has_position = true;
+      h.ipp = {ipp[0], ipp[1], ipp[2]};
+    }
+    auto ps = element_numbers(ds, gdcm::Tag(0x0028, 0x0030));
+    if (ps.size() == 2 && ps[0] > 0 && ps[1] > 0) h.pixel_spacing = {ps[0], ps[1]};
+    element_number(ds, gdcm::Tag(0x0018, 0x0050), h.slice_thickness);
+    element_number(ds, gdcm::Tag(0x0018, 0x0088), h.spacing_between_slices);
+    double slope = 1, inter = 0;
+    const bool hs = element_number(ds, gdcm::Tag(0x0028, 0x1053), slope);
+    const bool hi = element_number(ds, gdcm::Tag(0x0028, 0x1052), inter);
+    if (hs || hi) {
+      h.has_rescale = true;
+      h.rescale_slope = (hs && slope != 0) ? slope : 1.0;
+      h.rescale_intercept = hi ? inter : 0.0;
+    }
+    element_number(ds, gdcm::Tag(0x0018, 0x0081), h.echo_time);
+    element_number(ds, gdcm::Tag(0x0018, 0x0080), h.repetition_time);
+    read_siemens_mosaic(ds, h);
+
+    if (h.bits_allocated != 8 && h.bits_allocated != 16 && h.bits_allocated != 32) {
+      r.skip = SkipReason::Unsupported;
+      r.detail = "bits allocated not 8, 16 or 32";
+      return r;
+    }
+    if (h.samples_per_pixel != 1) {
+      r.skip = SkipReason::Unsupported;
+      r.detail = "colour (samples per pixel > 1)";
+      return r;
+    }
+    if (h.number_of_frames > 1) {
+      r.skip = SkipReason::Unsupported;
+      r.detail = "multi-frame object";
+      return r;
+    }
+    // Native pixel data must be complete: stop is where PixelData begins.
+    if (is_native_transfer_syntax(h.transfer_syntax)) {
+      const uint64_t expect = uint64_t(h.rows) * h.cols * (h.bits_allocated / 8) * h.samples_per_pixel *
+                              uint64_t(h.number_of_frames);
+      const uint64_t element_header = explicit_vr ? 12 : 8;
+      if (stop + element_header > size || size - stop - element_header < expect) {
+        r.skip = SkipReason::TruncatedPixels;
+        return r;
+      }
+    }
+    return r;
+  } catch (...) {
+    r.skip = SkipReason::NotDicom;
+    r.header = SliceHeader{};
+    return r;
+  }
+}
+
+}  // namespace rapidnii::io

@@ -1,0 +1,79 @@
+// Header-only DICOM indexing: the fields needed to group, sort and describe
+// a series, read with GDCM up to (not including) PixelData.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace rapidnii::io {
+
+// Why a file was not indexed. Codes are stable: they appear in reports.
+enum class SkipReason : uint8_t {
+  None = 0,
+  EmptyFile,         // zero bytes
+  Unreadable,        // cannot be opened (permissions, vanished)
+  NotDicom,          // GDCM cannot parse it as DICOM
+  NoImage,           // DICOM, but no pixel data / Rows / Columns (SR, DICOMDIR...)
+  TruncatedPixels,   // pixel data shorter than Rows*Columns*Frames*BitsAllocated
+  Unsupported,       // an image DICOM we cannot convert yet (stated in detail)
+};
+const char* skip_reason_code(SkipReason r);  // e.g. "not_dicom"
+const char* skip_reason_text(SkipReason r);  // e.g. "not a DICOM file"
+
+struct SliceHeader {
+  // identity of the series (used only for grouping; never written out)
+  std::string series_uid;
+  std::string sop_class_uid;
+  std::string transfer_syntax;
+  std::string modality;     // e.g. "MR"
+  std::string image_type;   // values joined with '\'
+  std::string photometric;  // e.g. "MONOCHROME2"
+  int32_t series_number = 0;
+  int32_t instance_number = 0;
+  int32_t acquisition_number = 0;
+  int32_t echo_number = 0;
+  int32_t temporal_position = 0;  // TemporalPositionIdentifier (0020,0100)
+  double acquisition_time = -1;   // seconds after midnight, -1 unknown
+
+  bool has_orientation = false;
+  bool has_position = false;
+  std::array<double, 6> iop{1, 0, 0, 0, 1, 0};  // ImageOrientationPatient (LPS)
+  std::array<double, 3> ipp{0, 0, 0};           // ImagePositionPatient (LPS, mm)
+  std::array<double, 2> pixel_spacing{1, 1};    // row spacing, column spacing
+  double slice_thickness = 0;
+  double spacing_between_slices = 0;
+
+  uint16_t rows = 0, cols = 0;
+  uint16_t bits_allocated = 0, bits_stored = 0, high_bit = 0;
+  uint16_t pixel_representation = 0;  // 0 unsigned, 1 signed
+  uint16_t samples_per_pixel = 1;
+  int32_t number_of_frames = 1;
+  bool has_rescale = false;
+  double rescale_slope = 1.0, rescale_intercept = 0.0;
+
+  // physics for the header/sidecar
+  double echo_time = 0;        // ms
+  double repetition_time = 0;  // ms
+
+  // Siemens mosaic: number of tiles (0 when not a mosaic) and the CSA slice
+  // normal, whose sign tells the order of the tiles along the normal.
+  uint16_t mosaic_images = 0;
+  bool has_slice_normal = false;
+  std::array<double, 3> slice_normal{0, 0, 0};
+};
+
+struct IndexResult {
+  SkipReason skip = SkipReason::None;
+  std::string detail;  // non-identifying detail (e.g. "multi-frame"), never a DICOM value
+  SliceHeader header;
+};
+
+// Reads the header of one file (stops before PixelData). Never throws.
+IndexResult index_dicom_file(const std::filesystem::path& path);
+
+// Silences GDCM's own warning/error printing (it may print DICOM values).
+void quiet_gdcm();
+
+}  // namespace rapidnii::io

@@ -1,0 +1,48 @@
+// The convert command: scan -> index -> plan -> decode -> kernels -> write.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <iosfwd>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "kernels/device.h"
+
+namespace rapidnii::pipeline {
+
+struct ConvertOptions {
+  std::filesystem::path input;
+  std::filesystem::path output;
+  int threads = 0;  // 0: all cores
+  kernels::Device device = kernels::Device::Auto;
+  int compression_level = 6;  // libdeflate level
+};
+
+struct ConvertSummary {
+  uint64_t files_seen = 0;
+  uint64_t slices_indexed = 0;
+  std::map<std::string, uint64_t> skipped;  // reason text -> count
+  uint64_t series_written = 0;
+  std::map<std::string, uint64_t> series_failed;  // reason -> count
+  std::map<std::string, uint64_t> warnings;       // warning -> count of series
+  uint64_t unreadable_dirs = 0;
+  uint64_t bytes_in = 0, bytes_out = 0;
+  double seconds = 0;
+  std::string executor;
+  std::vector<std::string> outputs;  // relative paths written
+
+  uint64_t files_skipped() const;
+  uint64_t failures() const;
+  // 0 all converted, 1 something skipped or failed.
+  int exit_code() const { return (files_skipped() || failures() || unreadable_dirs) ? 1 : 0; }
+};
+
+// Runs a conversion. Throws std::runtime_error when the run cannot proceed
+// (bad arguments, output not writable): the CLI maps that to exit code 2.
+ConvertSummary convert(const ConvertOptions& opt);
+
+// The end-of-run summary: counts and reasons only, never a path or a DICOM value.
+void print_summary(const ConvertSummary& s, std::ostream& os);
+
+}  // namespace rapidnii::pipeline

@@ -1,0 +1,317 @@
+#include "pipeline/series.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <numeric>
+#include <set>
+#include <tuple>
+
+namespace rapidnii::pipeline {
+
+Vec3 cross(const Vec3& a, const Vec3& b) {
+  return {a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]};
+}
+double dot(const Vec3& a, const Vec3& b) { return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]; }
+
+namespace {
+
+Vec3 row_dir(const io::SliceHeader& h) { return {h.iop[0], h.iop[1], h.iop[2]}; }
+Vec3 col_dir(const io::SliceHeader& h) { return {h.iop[3], h.iop[4], h.iop[5]}; }
+Vec3 add(const Vec3& a, const Vec3& b) { return {a[0] + b[0], a[1] + b[1], a[2] + b[2]}; }
+Vec3 scale(const Vec3& a, double s) { return {a[0] * s, a[1] * s, a[2] * s}; }
+Vec3 normalized(const Vec3& a) {
+  const double n = std::sqrt(dot(a, a));
+  return n > 0 ? scale(a, 1.0 / n) : Vec3{0, 0, 1};
+}
+
+int mosaic_tiles_per_row(const io::SliceHeader& h) {
+  if (h.mosaic_images == 0) return 0;
+  return static_cast<int>(std::ceil(std::sqrt(static_cast<double>(h.mosaic_images)) - 1e-9));
+}
+
+// Keys that must be equal for two slices to share one output volume.
+std::string split_key(const io::SliceHeader& h) {
+  std::string k;
+  k.reserve(h.series_uid.size() + 96);
+  k += h.series_uid;
+  k += '|';
+  k += std::to_string(h.series_number);
+  k += '|';
+  k += std::to_string(h.echo_number);
+  k += '|';
+  k += h.image_type;
+  k += '|';
+  k += h.sop_class_uid;
+  k += '|';
+  k += std::to_string(h.rows) + 'x' + std::to_string(h.cols);
+  k += '|';
+  k += std::to_string(h.bits_allocated) + ':' + std::to_string(h.pixel_representation) + ':' +
+       std::to_string(h.samples_per_pixel) + ':' + h.photometric;
+  k += '|';
+  k += std::to_string(h.mosaic_images);
+  return k;
+}
+
+bool same_orientation(const io::SliceHeader& a, const io::SliceHeader& b) {
+  for (int i = 0; i < 6; ++i)
+    if (std::abs(a.iop[i] - b.iop[i]) > 1e-3) return false;
+  return a.has_orientation == b.has_orientation;
+}
+
+// Temporal order of slices sharing one position.
+auto time_key(const io::SliceHeader& h) {
+  return std::make_tuple(h.temporal_position, h.acquisition_number, h.acquisition_time, h.instance_number);
+}
+
+std::string clean_token(const std::string& s, size_t max_len) {
+  std::string out;
+  for (char c : s) {
+    if (out.size() >= max_len) break;
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) out.push_back(c);
+  }
+  return out;
+}
+
+io::NiftiType stored_type(const io::SliceHeader& h) {
+  const bool sign = h.pixel_representation == 1;
+  switch (h.bits_allocated) {
+    case 8: return sign ? io::NiftiType::Int8 : io::NiftiType::UInt8;
+    case 16:
+      // Unsigned values of at most 15 bits fit int16, the type dcm2niix writes.
+      if (!sign && h.bits_stored >= 16) return io::NiftiType::UInt16;
+      return io::NiftiType::Int16;
+    default:
+      if (!sign && h.bits_stored >= 32) return io::NiftiType::UInt32;
+      return io::NiftiType::Int32;
+  }
+}
+
+struct VirtualSlice {
+  uint32_t file;
+  uint32_t tile;
+  Vec3 pos;
+  double d;  // position along the slice normal
+};
+
+// Plans one group of compatible slices; returns false with a reason.
+bool plan_group(const std::vector<io::SliceHeader>& headers, const std::vector<uint32_t>& files, SeriesPlan& p,
+                std::string& why) {
+  const io::SliceHeader& h0 = headers[files.front()];
+  p.first = h0;
+  p.n_files = static_cast<uint32_t>(files.size());
+  const Vec3 row = row_dir(h0), col = col_dir(h0);
+  const Vec3 normal = normalized(cross(row, col));
+  const double dx = h0.pixel_spacing[1];  // between columns
+  const double dy = h0.pixel_spacing[0];  // between rows
+  if (!h0.has_orientation) p.warnings.push_back("no image orientation: identity assumed");
+
+  std::vector<VirtualSlice> vs;
+  const int tiles = mosaic_tiles_per_row(h0);
+  if (tiles > 0) {
+    if (h0.rows % tiles != 0 || h0.cols % tiles != 0) {
+      why = "mosaic size is not a multiple of its tile count";
+      return false;
+    }
+    p.mosaic_tiles_per_row = tiles;
+    p.nx = h0.cols / tiles;
+    p.ny = h0.rows / tiles;
+    // Tiles are stored in order along the CSA slice normal, whose sign may
+    // be opposite to row x column.
+    double dz = h0.spacing_between_slices > 0 ? h0.spacing_between_slices : h0.slice_thickness;
+    if (!(dz > 0)) dz = 1;
+    Vec3 dir = normal;
+    if (h0.has_slice_normal && dot(h0.slice_normal, normal) < 0) dir = scale(normal, -1);
+    for (uint32_t f : files) {
+      const io::SliceHeader& h = headers[f];
+      const Vec3 origin = mosaic_tile_origin(h, p.ny, p.nx);
+      for (uint32_t m = 0; m < h.mosaic_images; ++m) {
+        const Vec3 pos = add(origin, scale(dir, dz * m));
+        vs.push_back({f, m, pos, dot(pos, normal)});
+      }
+    }
+  } else {
+    p.nx = h0.cols;
+    p.ny = h0.rows;
+    for (uint32_t f : files) {
+      const io::SliceHeader& h = headers[f];
+      Vec3 pos = h.ipp;
+      if (!h.has_position) {
+        const double th = h.slice_thickness > 0 ? h.slice_thickness : 1.0;
+        pos = scale(normal, th * h.instance_number);
+      }
+      vs.push_back({f, 0, pos, dot(pos, normal)});
+    }
+  }
+
+  // Sort by position along the normal, then by time.
+  std::sort(vs.begin(), vs.end(), [&](const VirtualSlice& a, const VirtualSlice& b) {
+    if (std::abs(a.d - b.d) > 1e-3) return a.d < b.d;
+    const auto ka = time_key(headers[a.file]), kb = time_key(headers[b.file]);
+    if (ka != kb) return ka < kb;
+    return a.file < b.file;
+  });
+  // Cluster equal positions.
+  std::vector<size_t> starts{0};
+  for (size_t i = 1; i < vs.size(); ++i)
+    if (std::abs(vs[i].d - vs[starts.back()].d) > 1e-3) starts.push_back(i);
+  const size_t nz = starts.size();
+  const size_t nt = vs.size() / nz;
+  for (size_t k = 0; k < nz; ++k) {
+    const size_t end = k + 1 < nz ? starts[k + 1] : vs.size();
+    if (end - starts[k] != nt) {
+      why = "missing slices: positions hold unequal numbers of images";
+      return false;
+    }
+  }
+  p.nz = static_cast<int>(nz);
+  p.nt = static_cast<int>(nt);
+  for (size_t k = 0; k < nz; ++k)
+    for (size_t t = 0; t < nt; ++t) {
+      const VirtualSlice& v = vs[starts[k] + t];
+      p.sources.push_back({v.file, v.tile, static_cast<uint32_t>(k), static_cast<uint32_t>(t)});
+    }
+
+  // Slice vector: first to last position of the first volume.
+  Vec3 slice_vec;
+  if (nz > 1) {
+    const Vec3& a = vs[starts.front()].pos;
+    const Vec3& b = vs[starts.back()].pos;
+    slice_vec = scale(add(b, scale(a, -1)), 1.0 / double(nz - 1));
+    // Uneven spacing is reported, never silently averaged away.
+    const double mean = (vs[starts.back()].d - vs[starts.front()].d) / double(nz - 1);
+    for (size_t k = 1; k < nz; ++k) {
+      const double gap = vs[starts[k]].d - vs[starts[k - 1]].d;
+      if (std::abs(gap - mean) > std::max(0.01, 0.05 * std::abs(mean))) {
+        p.warnings.push_back("uneven slice spacing");
+        break;
+      }
+    }
+  } else {
+    double dz = h0.slice_thickness > 0 ? h0.slice_thickness : h0.spacing_between_slices;
+    if (!(dz > 0)) dz = 1;
+    slice_vec = scale(normal, dz);
+  }
+  const Vec3 origin = vs[starts.front()].pos;
+
+  // LPS voxel->world with rows flipped (j = ny-1-r), then LPS -> RAS.
+  const Vec3 cx = scale(row, dx);
+  const Vec3 cy = scale(col, -dy);
+  const Vec3 o = add(origin, scale(col, dy * (p.ny - 1)));
+  for (int r = 0; r < 3; ++r) {
+    const double sgn = r < 2 ? -1.0 : 1.0;
+    p.affine[r] = {sgn * cx[r], sgn * cy[r], sgn * slice_vec[r], sgn * o[r]};
+  }
+
+  // Time step between volumes.
+  p.tr_seconds = h0.repetition_time > 0 ? h0.repetition_time / 1000.0 : 0.0;
+
+  // Pixel type and rescale.
+  p.out_type = stored_type(h0);
+  const size_t nslices = nz * nt;
+  p.slopes.assign(nslices, 1.0);
+  p.inters.assign(nslices, 0.0);
+  bool varies = false;
+  for (const SliceSource& s : p.sources) {
+    const io::SliceHeader& h = headers[s.file];
+    const size_t idx = s.z + nz * s.t;
+    p.slopes[idx] = h.rescale_slope;
+    p.inters[idx] = h.rescale_intercept;
+    if (h.rescale_slope != h0.rescale_slope || h.rescale_intercept != h0.rescale_intercept) varies = true;
+  }
+  if (varies) {
+    p.rescale_to_float = true;
+    p.out_type = io::NiftiType::Float32;
+  } else {
+    p.scl_slope = h0.rescale_slope;
+    p.scl_inter = h0.rescale_intercept;
+    p.slopes.clear();
+    p.inters.clear();
+  }
+  return true;
+}
+
+}  // namespace
+
+Vec3 slice_normal(const std::array<double, 6>& iop) {
+  return normalized(cross({iop[0], iop[1], iop[2]}, {iop[3], iop[4], iop[5]}));
+}
+
+Vec3 mosaic_tile_origin(const io::SliceHeader& h, int tile_rows, int tile_cols) {
+  const double shift_cols = (h.cols - tile_cols) / 2.0;
+  const double shift_rows = (h.rows - tile_rows) / 2.0;
+  return add(h.ipp, add(scale(row_dir(h), h.pixel_spacing[1] * shift_cols),
+                        scale(col_dir(h), h.pixel_spacing[0] * shift_rows)));
+}
+
+Plan plan_series(const std::vector<io::SliceHeader>& headers, const std::vector<bool>& usable) {
+  Plan plan;
+  // 1. exact keys
+  std::map<std::string, std::vector<uint32_t>> groups;
+  for (uint32_t i = 0; i < headers.size(); ++i)
+    if (i < usable.size() && usable[i]) groups[split_key(headers[i])].push_back(i);
+
+  // Series that were split into several outputs get numbered parts.
+  std::map<std::string, int> parts_of_series;
+  struct Pending {
+    std::string uid_sn;
+    std::vector<uint32_t> files;
+  };
+  std::vector<Pending> pending;
+  for (auto& [key, files] : groups) {
+    // 2. orientation clusters inside each key
+    std::vector<std::vector<uint32_t>> clusters;
+    for (uint32_t f : files) {
+      bool placed = false;
+      for (auto& c : clusters)
+        if (same_orientation(headers[c.front()], headers[f])) {
+          c.push_back(f);
+          placed = true;
+          break;
+        }
+      if (!placed) clusters.push_back({f});
+    }
+    const io::SliceHeader& h = headers[files.front()];
+    const std::string uid_sn = h.series_uid + "|" + std::to_string(h.series_number);
+    for (auto& c : clusters) {
+      pending.push_back({uid_sn, std::move(c)});
+      parts_of_series[uid_sn]++;
+    }
+  }
+
+  std::map<std::string, int> part_counter;
+  for (auto& pd : pending) {
+    SeriesPlan p;
+    std::string why;
+    if (!plan_group(headers, pd.files, p, why)) {
+      plan.failures.push_back({pd.files, why});
+      continue;
+    }
+    if (parts_of_series[pd.uid_sn] > 1) p.split_index = ++part_counter[pd.uid_sn];
+    plan.series.push_back(std::move(p));
+  }
+
+  // Deterministic order: series number, then first instance, then split part.
+  std::sort(plan.series.begin(), plan.series.end(), [](const SeriesPlan& a, const SeriesPlan& b) {
+    return std::make_tuple(a.first.series_number, a.first.series_uid, a.split_index) <
+           std::make_tuple(b.first.series_number, b.first.series_uid, b.split_index);
+  });
+
+  // Neutral, collision-free names: series number and modality only.
+  std::set<std::string> used;
+  for (auto& p : plan.series) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "s%03d", std::max(0, p.first.series_number));
+    std::string mod = clean_token(p.first.modality, 8);
+    std::string stem = std::string(buf) + "_" + (mod.empty() ? "OT" : mod);
+    if (p.first.echo_number > 1) stem += "_e" + std::to_string(p.first.echo_number);
+    if (p.split_index > 0) stem += "_" + std::to_string(p.split_index);
+    std::string name = stem;
+    for (int n = 2; used.count(name); ++n) name = stem + "_" + std::to_string(n);
+    used.insert(name);
+    p.name = name;
+  }
+  return plan;
+}
+
+}  // namespace rapidnii::pipeline

@@ -1,0 +1,71 @@
+// Series planning: grouping slices into output volumes, sorting them in
+// space and time, and deriving the NIfTI geometry (DICOM LPS -> NIfTI RAS).
+#pragma once
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "io/dicom_header.h"
+#include "io/nifti_writer.h"
+
+namespace rapidnii::pipeline {
+
+using Vec3 = std::array<double, 3>;
+using Affine = std::array<std::array<double, 4>, 3>;  // rows of a 3x4 RAS affine
+
+// Where one output slice comes from: a file, and the tile of a Siemens
+// mosaic (0 otherwise), going to slice z of volume t.
+struct SliceSource {
+  uint32_t file = 0;
+  uint32_t tile = 0;
+  uint32_t z = 0;
+  uint32_t t = 0;
+};
+
+struct SeriesPlan {
+  // Files (indices into the header array) and where their slices go. A
+  // mosaic file feeds nz slices; a classic file feeds one.
+  std::vector<SliceSource> sources;
+  io::SliceHeader first;  // header of the first slice (pixel format, physics)
+  int nx = 0, ny = 0, nz = 0, nt = 1;
+  int mosaic_tiles_per_row = 0;  // >0 for a mosaic: tiles per mosaic row
+  Affine affine{};               // voxel -> RAS (rows flipped as dcm2niix does)
+  double tr_seconds = 0;
+  io::NiftiType out_type = io::NiftiType::Int16;
+  // One rescale pair for the whole series -> stored integers with
+  // scl_slope/scl_inter; otherwise float32 with the rescale applied, using
+  // the per-slice pairs (index z + nz*t).
+  bool rescale_to_float = false;
+  double scl_slope = 1, scl_inter = 0;
+  std::vector<double> slopes, inters;
+  uint32_t n_files = 0;
+  std::vector<std::string> warnings;  // non-identifying notes (e.g. "uneven slice spacing")
+  int split_index = 0;                // >0 when one DICOM series gave several outputs
+  std::string name;                   // output file stem (no identifying data)
+};
+
+struct PlanFailure {
+  std::vector<uint32_t> files;
+  std::string reason;  // non-identifying
+};
+
+struct Plan {
+  std::vector<SeriesPlan> series;
+  std::vector<PlanFailure> failures;
+};
+
+// Groups and plans all indexed slices. `headers[i]` belongs to file i;
+// `usable[i]` false entries are ignored (skipped files).
+Plan plan_series(const std::vector<io::SliceHeader>& headers, const std::vector<bool>& usable);
+
+// Geometry helpers (exposed for tests).
+Vec3 cross(const Vec3& a, const Vec3& b);
+double dot(const Vec3& a, const Vec3& b);
+// Slice normal of an ImageOrientationPatient: row x column.
+Vec3 slice_normal(const std::array<double, 6>& iop);
+// Position of the first pixel of tile 0 of a Siemens mosaic, from the
+// mosaic's ImagePositionPatient (which refers to the whole mosaic image).
+Vec3 mosaic_tile_origin(const io::SliceHeader& h, int tile_rows, int tile_cols);
+
+}  // namespace rapidnii::pipeline

@@ -1,0 +1,407 @@
+// Tests for kernels/: StoredBits and RescaleToFloat on the CPU executor for
+// every supported container type, device selection, and CUDA-vs-CPU agreement
+// (skipped when no CUDA device is available).
+#include <gtest/gtest.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <type_traits>
+#include <vector>
+
+#include "kernels/bits.h"
+#include "kernels/device.h"
+#include "kernels/exec_cpu.h"
+#include "kernels/rescale.h"
+
+namespace {
+
+using rapidnii::kernels::cuda_available;
+using rapidnii::kernels::Device;
+using rapidnii::kernels::normalize_stored_bits;
+using rapidnii::kernels::rescale_to_float;
+using rapidnii::kernels::StoredBits;
+
+constexpr int width_of(std::size_t bytes) { return 8 * static_cast<int>(bytes); }
+
+// Independent reference: extract the field with 64-bit arithmetic, subtract
+// 2^bits_stored for negative signed values, then convert to T (modular).
+template <class T>
+T reference_value(T raw, int bits_stored, int high_bit, bool is_signed) {
+  using U = std::make_unsigned_t<T>;
+  const std::uint64_t pattern = static_cast<U>(raw);
+  const int low_bit = high_bit + 1 - bits_stored;
+  const std::uint64_t field = (pattern >> low_bit) & ((std::uint64_t{1} << bits_stored) - 1);
+  std::int64_t value = static_cast<std::int64_t>(field);
+  if (is_signed && field >= (std::uint64_t{1} << (bits_stored - 1))) {
+    value -= static_cast<std::int64_t>(std::uint64_t{1} << bits_stored);
+  }
+  return static_cast<T>(value);
+}
+
+// Raw test values for a container: every value for 8/16 bits; edge patterns
+// plus random values for 32 bits.
+template <class T>
+std::vector<T> raw_values(std::size_t random_count) {
+  using U = std::make_unsigned_t<T>;
+  std::vector<T> v;
+  if constexpr (sizeof(T) <= 2) {
+    for (std::uint32_t x = 0; x <= std::numeric_limits<U>::max(); ++x) {
+      v.push_back(static_cast<T>(static_cast<U>(x)));
+    }
+  } else {
+    for (int b = 0; b < 32; ++b) {
+      const U one = U{1} << b;
+      for (U x : {one, static_cast<U>(one - 1), static_cast<U>(~one), static_cast<U>(~(one - 1))}) {
+        v.push_back(static_cast<T>(x));
+      }
+    }
+    std::mt19937 rng(1234);
+    std::uniform_int_distribution<U> dist;
+    for (std::size_t i = 0; i < random_count; ++i) v.push_back(static_cast<T>(dist(rng)));
+  }
+  return v;
+}
+
+template <class T>
+class KernelsTyped : public ::testing::Test {};
+
+using ContainerTypes = ::testing::Types<std::uint8_t, std::int8_t, std::uint16_t, std::int16_t,
+                                        std::uint32_t, std::int32_t>;
+TYPED_TEST_SUITE(KernelsTyped, ContainerTypes);
+
+// --- StoredBits on the CPU ------------------------------------------------
+
+TEST(StoredBits, DicomExample12BitSigned) {
+  // 12 stored bits, high bit 11, signed, junk in the top nibble.
+  const StoredBits<std::int16_t> op(12, 11, true);
+  EXPECT_EQ(op(static_cast<std::int16_t>(0xF7FF)), 2047);
+  EXPECT_EQ(op(static_cast<std::int16_t>(0x0800)), -2048);
+  EXPECT_EQ(op(static_cast<std::int16_t>(0xF800)), -2048);
+  EXPECT_EQ(op(static_cast<std::int16_t>(0xFFFF)), -1);
+  EXPECT_EQ(op(static_cast<std::int16_t>(0x0000)), 0);
+
+  std::vector<std::int16_t> data = {static_cast<std::int16_t>(0xF7FF), 0x0800};
+  normalize_stored_bits<std::int16_t>(Device::Cpu, data, 12, 11, true);
+  EXPECT_EQ(data[0], 2047);
+  EXPECT_EQ(data[1], -2048);
+
+  // The same field read as unsigned (PixelRepresentation 0).
+  const StoredBits<std::uint16_t> uop(12, 11, false);
+  EXPECT_EQ(uop(0xF7FF), 0x7FF);
+  EXPECT_EQ(uop(0x0800), 0x800);
+}
+
+TEST(StoredBits, ShiftedField) {
+  // bits_stored 12, high_bit 15: the field is the top 12 bits.
+  const StoredBits<std::int16_t> op(12, 15, true);
+  EXPECT_EQ(op(static_cast<std::int16_t>(0x800F)), -2048);
+  EXPECT_EQ(op(static_cast<std::int16_t>(0x7FFF)), 2047);
+  const StoredBits<std::uint8_t> op8(4, 5, false);
+  EXPECT_EQ(op8(0xFF), 0x0F);
+  EXPECT_EQ(op8(0b1101'0100), 0b0101);
+}
+
+TEST(StoredBits, Exhaustive16Bit12Stored) {
+  for (const bool is_signed : {false, true}) {
+    std::vector<std::uint16_t> u = raw_values<std::uint16_t>(0);
+    std::vector<std::int16_t> s = raw_values<std::int16_t>(0);
+    ASSERT_EQ(u.size(), 65536u);
+    const std::vector<std::uint16_t> u0 = u;
+    const std::vector<std::int16_t> s0 = s;
+    normalize_stored_bits<std::uint16_t>(Device::Cpu, u, 12, 11, is_signed);
+    normalize_stored_bits<std::int16_t>(Device::Cpu, s, 12, 11, is_signed);
+    for (std::size_t i = 0; i < u.size(); ++i) {
+      ASSERT_EQ(u[i], reference_value(u0[i], 12, 11, is_signed)) << "raw " << u0[i];
+      ASSERT_EQ(s[i], reference_value(s0[i], 12, 11, is_signed)) << "raw " << s0[i];
+    }
+  }
+}
+
+TYPED_TEST(KernelsTyped, StoredBitsAllFieldsMatchReference) {
+  using T = TypeParam;
+  constexpr int width = width_of(sizeof(T));
+  const std::vector<T> raw = raw_values<T>(2000);
+  for (int bits_stored = 1; bits_stored <= width; ++bits_stored) {
+    for (int high_bit = bits_stored - 1; high_bit < width; ++high_bit) {
+      for (const bool is_signed : {false, true}) {
+        std::vector<T> data = raw;
+        normalize_stored_bits<T>(Device::Cpu, data, bits_stored, high_bit, is_signed);
+        const StoredBits<T> op(bits_stored, high_bit, is_signed);
+        for (std::size_t i = 0; i < raw.size(); ++i) {
+          const T want = reference_value(raw[i], bits_stored, high_bit, is_signed);
+          ASSERT_EQ(data[i], want) << "bits_stored " << bits_stored << " high_bit " << high_bit
+                                   << " signed " << is_signed << " raw "
+                                   << +static_cast<std::make_unsigned_t<T>>(raw[i]);
+          ASSERT_EQ(op(raw[i]), want);
+        }
+      }
+    }
+  }
+}
+
+TYPED_TEST(KernelsTyped, StoredBitsFullWidthIsNoOp) {
+  using T = TypeParam;
+  constexpr int width = width_of(sizeof(T));
+  const std::vector<T> raw = raw_values<T>(5000);
+  for (const bool is_signed : {false, true}) {
+    std::vector<T> data = raw;
+    normalize_stored_bits<T>(Device::Cpu, data, width, width - 1, is_signed);
+    EXPECT_EQ(data, raw);
+    const StoredBits<T> op(width, width - 1, is_signed);
+    for (const T x : raw) ASSERT_EQ(op(x), x);
+  }
+}
+
+TYPED_TEST(KernelsTyped, StoredBitsLargeArrayUsesParallelPath) {
+  using T = TypeParam;
+  constexpr int width = width_of(sizeof(T));
+  const int bits_stored = width - 3;
+  const int high_bit = width - 2;
+  std::vector<T> raw(3 * rapidnii::kernels::kCpuGrain + 17);
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<std::uint32_t> dist;
+  for (T& x : raw) x = static_cast<T>(dist(rng));
+  std::vector<T> data = raw;
+  normalize_stored_bits<T>(Device::Cpu, data, bits_stored, high_bit, true);
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    ASSERT_EQ(data[i], reference_value(raw[i], bits_stored, high_bit, true)) << i;
+  }
+}
+
+TYPED_TEST(KernelsTyped, StoredBitsRejectsInvalidFields) {
+  using T = TypeParam;
+  constexpr int width = width_of(sizeof(T));
+  std::vector<T> data(4);
+  EXPECT_THROW(normalize_stored_bits<T>(Device::Cpu, data, 0, 0, false), std::invalid_argument);
+  EXPECT_THROW(normalize_stored_bits<T>(Device::Cpu, data, width + 1, width, false),
+               std::invalid_argument);
+  EXPECT_THROW(normalize_stored_bits<T>(Device::Cpu, data, 4, 2, false), std::invalid_argument);
+  EXPECT_THROW(normalize_stored_bits<T>(Device::Cpu, data, 4, width, false),
+               std::invalid_argument);
+  EXPECT_NO_THROW(normalize_stored_bits<T>(Device::Cpu, std::span<T>{}, 1, 0, true));
+}
+
+// --- RescaleToFloat on the CPU ---------------------------------------------
+
+template <class T>
+struct RescaleCase {
+  std::vector<T> in;
+  std::vector<double> slope, inter;
+  std::size_t per_slice = 0;
+};
+
+template <class T>
+RescaleCase<T> make_rescale_case(std::size_t per_slice, std::size_t n_slices, std::size_t tail,
+                                 unsigned seed) {
+  RescaleCase<T> c;
+  c.per_slice = per_slice;
+  const std::size_t n = per_slice * n_slices + tail;  // last slice may be partial
+  const std::size_t slices = (n + per_slice - 1) / per_slice;
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<long long> vals(std::numeric_limits<T>::min(),
+                                                std::numeric_limits<T>::max());
+  std::uniform_real_distribution<double> slopes(-3.0, 3.0), inters(-5000.0, 5000.0);
+  c.in.resize(n);
+  for (T& x : c.in) x = static_cast<T>(vals(rng));
+  for (std::size_t s = 0; s < slices; ++s) {
+    c.slope.push_back(s == 0 ? 1.0 : slopes(rng));
+    c.inter.push_back(s == 0 ? 0.0 : inters(rng));
+  }
+  return c;
+}
+
+template <class T>
+std::vector<float> plain_rescale(const RescaleCase<T>& c) {
+  std::vector<float> out(c.in.size());
+  for (std::size_t i = 0; i < c.in.size(); ++i) {
+    const std::size_t s = i / c.per_slice;
+    out[i] = static_cast<float>(static_cast<double>(c.in[i]) * c.slope[s] + c.inter[s]);
+  }
+  return out;
+}
+
+TYPED_TEST(KernelsTyped, RescaleMatchesPlainLoop) {
+  using T = TypeParam;
+  for (const auto& [per_slice, n_slices, tail] :
+       {std::tuple<std::size_t, std::size_t, std::size_t>{1000, 7, 0},
+        {1000, 7, 333},
+        {1, 50, 0},
+        {70000, 5, 123}}) {  // > kCpuGrain: the TBB path
+    const RescaleCase<T> c = make_rescale_case<T>(per_slice, n_slices, tail, 42);
+    std::vector<float> out(c.in.size(), -1.0f);
+    rescale_to_float<T>(Device::Cpu, c.in, out, c.slope, c.inter, c.per_slice);
+    const std::vector<float> want = plain_rescale(c);
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      ASSERT_EQ(out[i], want[i]) << "per_slice " << per_slice << " index " << i;
+    }
+  }
+}
+
+TEST(Rescale, KnownValues) {
+  const std::vector<std::int16_t> in = {0, 1, -2, 100, 4, -4};
+  const std::vector<double> slope = {2.0, 0.5, -1.0};
+  const std::vector<double> inter = {-1024.0, 10.0, 0.25};
+  std::vector<float> out(in.size());
+  rescale_to_float<std::int16_t>(Device::Cpu, in, out, slope, inter, 2);
+  EXPECT_EQ(out, (std::vector<float>{-1024.0f, -1022.0f, 9.0f, 60.0f, -3.75f, 4.25f}));
+}
+
+TYPED_TEST(KernelsTyped, RescaleRejectsBadArguments) {
+  using T = TypeParam;
+  std::vector<T> in(10);
+  std::vector<float> out(10), short_out(9);
+  const std::vector<double> two = {1.0, 1.0}, one = {1.0};
+  EXPECT_THROW(rescale_to_float<T>(Device::Cpu, in, short_out, two, two, 5), std::invalid_argument);
+  EXPECT_THROW(rescale_to_float<T>(Device::Cpu, in, out, two, two, 0), std::invalid_argument);
+  EXPECT_THROW(rescale_to_float<T>(Device::Cpu, in, out, one, two, 5), std::invalid_argument);
+  EXPECT_THROW(rescale_to_float<T>(Device::Cpu, in, out, two, one, 5), std::invalid_argument);
+  EXPECT_THROW(rescale_to_float<T>(Device::Cpu, in, out, two, two, 4), std::invalid_argument);
+  EXPECT_NO_THROW(rescale_to_float<T>(Device::Cpu, in, out, two, two, 5));
+  EXPECT_NO_THROW(rescale_to_float<T>(Device::Cpu, in, out, one, one, 10));
+  EXPECT_NO_THROW(
+      rescale_to_float<T>(Device::Cpu, std::span<const T>{}, std::span<float>{}, {}, {}, 0));
+}
+
+// --- executor and device selection ---------------------------------------
+
+TEST(ExecCpu, VisitsEveryIndexOnce) {
+  for (const std::size_t n : {std::size_t{0}, std::size_t{1}, rapidnii::kernels::kCpuGrain,
+                              5 * rapidnii::kernels::kCpuGrain + 3}) {
+    std::vector<int> hits(n, 0);
+    int* p = hits.data();
+    rapidnii::kernels::for_each_index(n, [p](std::size_t i) { ++p[i]; });
+    for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(hits[i], 1) << "n " << n << " i " << i;
+  }
+}
+
+TEST(Device, ParseAndName) {
+  using rapidnii::kernels::device_name;
+  using rapidnii::kernels::parse_device;
+  EXPECT_EQ(parse_device("auto"), Device::Auto);
+  EXPECT_EQ(parse_device("cpu"), Device::Cpu);
+  EXPECT_EQ(parse_device("cuda"), Device::Cuda);
+  for (const Device d : {Device::Auto, Device::Cpu, Device::Cuda}) {
+    EXPECT_EQ(parse_device(device_name(d)), d);
+  }
+  EXPECT_STREQ(device_name(Device::Cuda), "cuda");
+  for (const char* bad : {"", "gpu", "CPU", "cuda ", "cpu0"}) {
+    EXPECT_THROW(parse_device(bad), std::invalid_argument) << "'" << bad << "'";
+  }
+}
+
+TEST(Device, Resolve) {
+  using rapidnii::kernels::resolve_device;
+  EXPECT_EQ(resolve_device(Device::Cpu), Device::Cpu);
+  const bool have = cuda_available();
+  EXPECT_EQ(resolve_device(Device::Auto), have ? Device::Cuda : Device::Cpu);
+  if (have) {
+    EXPECT_EQ(resolve_device(Device::Cuda), Device::Cuda);
+  } else {
+    EXPECT_THROW(resolve_device(Device::Cuda), std::runtime_error);
+    std::vector<std::int16_t> data(8);
+    EXPECT_THROW(normalize_stored_bits<std::int16_t>(Device::Cuda, data, 12, 11, true),
+                 std::runtime_error);
+    std::vector<float> out(8);
+    const std::vector<double> one = {1.0};
+    EXPECT_THROW(rescale_to_float<std::int16_t>(Device::Cuda, data, out, one, one, 8),
+                 std::runtime_error);
+  }
+}
+
+TEST(Device, CudaAvailableIsStableAcrossThreads) {
+  const bool first = cuda_available();
+  std::vector<std::thread> threads;
+  std::vector<char> seen(8, 2);
+  for (std::size_t t = 0; t < seen.size(); ++t) {
+    threads.emplace_back([&seen, t] { seen[t] = cuda_available() ? 1 : 0; });
+  }
+  for (std::thread& th : threads) th.join();
+  for (const char s : seen) EXPECT_EQ(s, first ? 1 : 0);
+}
+
+TYPED_TEST(KernelsTyped, AutoMatchesCpu) {
+  // Auto runs on whichever executor is available and must agree with the CPU.
+  using T = TypeParam;
+  constexpr int width = width_of(sizeof(T));
+  std::vector<T> a = raw_values<T>(100000);
+  std::vector<T> b = a;
+  normalize_stored_bits<T>(Device::Cpu, a, width - 1, width - 1, true);
+  normalize_stored_bits<T>(Device::Auto, b, width - 1, width - 1, true);
+  EXPECT_EQ(a, b);
+}
+
+// --- CUDA vs CPU ------------------------------------------------------------
+
+#define REQUIRE_CUDA() \
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device"
+
+TYPED_TEST(KernelsTyped, CudaStoredBitsMatchesCpu) {
+  REQUIRE_CUDA();
+  using T = TypeParam;
+  constexpr int width = width_of(sizeof(T));
+  const std::vector<T> raw = raw_values<T>(1 << 18);
+  for (int bits_stored = 1; bits_stored <= width; ++bits_stored) {
+    for (int high_bit = bits_stored - 1; high_bit < width; ++high_bit) {
+      for (const bool is_signed : {false, true}) {
+        std::vector<T> cpu = raw, gpu = raw;
+        normalize_stored_bits<T>(Device::Cpu, cpu, bits_stored, high_bit, is_signed);
+        normalize_stored_bits<T>(Device::Cuda, gpu, bits_stored, high_bit, is_signed);
+        ASSERT_EQ(cpu, gpu) << "bits_stored " << bits_stored << " high_bit " << high_bit
+                            << " signed " << is_signed;
+      }
+    }
+  }
+}
+
+TYPED_TEST(KernelsTyped, CudaRescaleMatchesCpu) {
+  REQUIRE_CUDA();
+  using T = TypeParam;
+  for (const auto& [per_slice, n_slices, tail] :
+       {std::tuple<std::size_t, std::size_t, std::size_t>{1, 3, 0},
+        {1000, 7, 333},
+        {512 * 512, 40, 1000}}) {
+    const RescaleCase<T> c = make_rescale_case<T>(per_slice, n_slices, tail, 99);
+    std::vector<float> cpu(c.in.size()), gpu(c.in.size(), -1.0f);
+    rescale_to_float<T>(Device::Cpu, c.in, cpu, c.slope, c.inter, c.per_slice);
+    rescale_to_float<T>(Device::Cuda, c.in, gpu, c.slope, c.inter, c.per_slice);
+    // The device never fuses the multiply-add, so results should be identical;
+    // allow 4 ulp in case the host compiler contracts to an FMA.
+    for (std::size_t i = 0; i < cpu.size(); ++i) {
+      ASSERT_FLOAT_EQ(gpu[i], cpu[i]) << "per_slice " << per_slice << " index " << i;
+    }
+  }
+}
+
+TEST(Cuda, EmptyInputs) {
+  REQUIRE_CUDA();
+  EXPECT_NO_THROW(normalize_stored_bits<std::int16_t>(Device::Cuda, {}, 12, 11, true));
+  EXPECT_NO_THROW(rescale_to_float<std::int16_t>(Device::Cuda, {}, {}, {}, {}, 0));
+}
+
+TEST(Cuda, ConcurrentCallsFromHostThreads) {
+  REQUIRE_CUDA();
+  const RescaleCase<std::int16_t> c = make_rescale_case<std::int16_t>(4096, 64, 0, 5);
+  const std::vector<float> want = plain_rescale(c);
+  std::vector<std::vector<float>> outs(4, std::vector<float>(c.in.size()));
+  std::vector<std::thread> threads;
+  for (auto& out : outs) {
+    threads.emplace_back([&c, &out] {
+      for (int rep = 0; rep < 5; ++rep) {
+        rescale_to_float<std::int16_t>(Device::Cuda, c.in, out, c.slope, c.inter, c.per_slice);
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  for (const auto& out : outs) {
+    for (std::size_t i = 0; i < want.size(); ++i) ASSERT_FLOAT_EQ(out[i], want[i]) << i;
+  }
+}
+
+}  // namespace

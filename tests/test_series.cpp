@@ -1,0 +1,340 @@
+// Series grouping, slice sorting and NIfTI geometry on synthetic headers.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <functional>
+#include <set>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include "pipeline/series.h"
+
+using rapidnii::io::SliceHeader;
+using rapidnii::pipeline::Affine;
+using rapidnii::pipeline::plan_series;
+using rapidnii::pipeline::Vec3;
+
+namespace {
+
+SliceHeader slice(std::array<double, 6> iop, Vec3 ipp, int instance = 1) {
+  SliceHeader h;
+  h.series_uid = "1.2.826.0.1.1";
+  h.sop_class_uid = "1.2.840.10008.5.1.4.1.1.4";
+  h.modality = "MR";
+  h.image_type = "ORIGINAL\\PRIMARY\\M";
+  h.photometric = "MONOCHROME2";
+  h.series_number = 3;
+  h.instance_number = instance;
+  h.has_orientation = h.has_position = true;
+  h.iop = iop;
+  h.ipp = ipp;
+  h.pixel_spacing = {0.8, 0.5};  // row spacing, column spacing
+  h.slice_thickness = 2;
+  h.rows = 6;
+  h.cols = 4;
+  h.bits_allocated = 16;
+  h.bits_stored = 16;
+  h.high_bit = 15;
+  h.pixel_representation = 1;
+  return h;
+}
+
+// A stack of n slices starting at `origin`, `step` mm apart along the normal,
+// listed in acquisition order `order` (indices into spatial positions).
+std::vector<SliceHeader> stack(std::array<double, 6> iop, Vec3 origin, double step, const std::vector<int>& order) {
+  const Vec3 n = rapidnii::pipeline::slice_normal(iop);
+  std::vector<SliceHeader> out;
+  for (size_t a = 0; a < order.size(); ++a) {
+    const int k = order[a];
+    Vec3 p{origin[0] + n[0] * step * k, origin[1] + n[1] * step * k, origin[2] + n[2] * step * k};
+    out.push_back(slice(iop, p, int(a) + 1));
+  }
+  return out;
+}
+
+std::vector<bool> all(size_t n) { return std::vector<bool>(n, true); }
+
+Vec3 apply(const Affine& A, double i, double j, double k) {
+  Vec3 r;
+  for (int a = 0; a < 3; ++a) r[a] = A[a][0] * i + A[a][1] * j + A[a][2] * k + A[a][3];
+  return r;
+}
+
+// DICOM PS3.3 C.7.6.2.1.1: the LPS position of pixel (row r, column c) of a
+// slice is IPP + c * column_spacing * row_direction + r * row_spacing *
+// column_direction. NIfTI voxel (i, j, k) must be pixel (ny-1-j, i) of the
+// k-th slice along the normal, in RAS (x and y negated).
+void expect_affine_matches_dicom(const rapidnii::pipeline::SeriesPlan& p, const std::vector<SliceHeader>& hs) {
+  for (const auto& s : p.sources) {
+    const SliceHeader& h = hs[s.file];
+    for (int i : {0, p.nx - 1})
+      for (int j : {0, p.ny - 1}) {
+        const int r = p.ny - 1 - j, c = i;
+        Vec3 lps;
+        for (int a = 0; a < 3; ++a)
+          lps[a] = h.ipp[a] + c * h.pixel_spacing[1] * h.iop[a] + r * h.pixel_spacing[0] * h.iop[3 + a];
+        const Vec3 ras{-lps[0], -lps[1], lps[2]};
+        const Vec3 got = apply(p.affine, i, j, s.z);
+        for (int a = 0; a < 3; ++a) EXPECT_NEAR(got[a], ras[a], 1e-6) << "voxel " << i << "," << j << "," << s.z;
+      }
+  }
+}
+
+const std::array<double, 6> kAxial{1, 0, 0, 0, 1, 0};
+const std::array<double, 6> kCoronal{1, 0, 0, 0, 0, -1};
+const std::array<double, 6> kSagittal{0, 1, 0, 0, 0, -1};
+
+std::array<double, 6> oblique() {
+  // rows and columns rotated 20 degrees about x, then 15 about z
+  const double a = 20 * M_PI / 180, b = 15 * M_PI / 180;
+  Vec3 row{std::cos(b), std::sin(b), 0};
+  Vec3 col{-std::sin(b) * std::cos(a), std::cos(b) * std::cos(a), std::sin(a)};
+  return {row[0], row[1], row[2], col[0], col[1], col[2]};
+}
+
+}  // namespace
+
+TEST(Geometry, AxialAffineHandComputed) {
+  auto hs = stack(kAxial, {-100, -120, 30}, 2.0, {0, 1, 2, 3, 4});
+  auto plan = plan_series(hs, all(hs.size()));
+  ASSERT_EQ(plan.series.size(), 1u);
+  const auto& p = plan.series[0];
+  EXPECT_EQ(p.nx, 4);
+  EXPECT_EQ(p.ny, 6);
+  EXPECT_EQ(p.nz, 5);
+  EXPECT_EQ(p.nt, 1);
+  // x: -column spacing (LPS->RAS), y: +row spacing (rows flipped), z: +2.
+  const Affine want{{{-0.5, 0, 0, 100}, {0, 0.8, 0, 120 - 0.8 * 5}, {0, 0, 2, 30}}};
+  for (int r = 0; r < 3; ++r)
+    for (int c = 0; c < 4; ++c) EXPECT_NEAR(p.affine[r][c], want[r][c], 1e-9) << r << "," << c;
+}
+
+TEST(Geometry, EveryOrientationAndSliceOrder) {
+  const std::vector<std::vector<int>> orders{
+      {0, 1, 2, 3, 4, 5, 6},  // ascending
+      {6, 5, 4, 3, 2, 1, 0},  // descending
+      {0, 2, 4, 6, 1, 3, 5},  // interleaved
+  };
+  for (auto iop : {kAxial, kCoronal, kSagittal, oblique()})
+    for (const auto& order : orders) {
+      auto hs = stack(iop, {-20.5, 33.25, -7}, 3.3, order);
+      auto plan = plan_series(hs, all(hs.size()));
+      ASSERT_EQ(plan.series.size(), 1u);
+      const auto& p = plan.series[0];
+      EXPECT_EQ(p.nz, 7);
+      expect_affine_matches_dicom(p, hs);
+      // slice spacing is the column length of the third affine column
+      const double dz = std::sqrt(p.affine[0][2] * p.affine[0][2] + p.affine[1][2] * p.affine[1][2] +
+                                  p.affine[2][2] * p.affine[2][2]);
+      EXPECT_NEAR(dz, 3.3, 1e-9);
+    }
+}
+
+TEST(Sorting, ShuffledInputGivesTheSamePlan) {
+  auto hs = stack(oblique(), {5, 6, 7}, 1.5, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  auto ref = plan_series(hs, all(hs.size()));
+  std::mt19937 rng(42);
+  for (int trial = 0; trial < 5; ++trial) {
+    std::vector<size_t> perm(hs.size());
+    std::iota(perm.begin(), perm.end(), 0);
+    std::shuffle(perm.begin(), perm.end(), rng);
+    std::vector<SliceHeader> shuffled;
+    for (size_t i : perm) shuffled.push_back(hs[i]);
+    auto plan = plan_series(shuffled, all(shuffled.size()));
+    ASSERT_EQ(plan.series.size(), 1u);
+    const auto& p = plan.series[0];
+    for (int r = 0; r < 3; ++r)
+      for (int c = 0; c < 4; ++c) EXPECT_NEAR(p.affine[r][c], ref.series[0].affine[r][c], 1e-9);
+    // slice z of the output is the z-th position along the normal
+    const Vec3 n = rapidnii::pipeline::slice_normal(oblique());
+    for (const auto& s : p.sources) {
+      const auto& h = shuffled[s.file];
+      EXPECT_NEAR(rapidnii::pipeline::dot(h.ipp, n) - rapidnii::pipeline::dot({5, 6, 7}, n), 1.5 * s.z, 1e-9);
+    }
+  }
+}
+
+TEST(Sorting, RepeatedPositionsBecomeTimePoints) {
+  // 3 positions x 4 volumes, volume given by AcquisitionNumber, input shuffled
+  std::vector<SliceHeader> hs;
+  for (int t = 0; t < 4; ++t)
+    for (int k = 0; k < 3; ++k) {
+      auto h = slice(kAxial, {0, 0, 4.0 * k}, 100 - (t * 3 + k));  // instance numbers reversed
+      h.acquisition_number = t + 1;
+      hs.push_back(h);
+    }
+  std::mt19937 rng(7);
+  std::shuffle(hs.begin(), hs.end(), rng);
+  auto plan = plan_series(hs, all(hs.size()));
+  ASSERT_EQ(plan.series.size(), 1u);
+  const auto& p = plan.series[0];
+  EXPECT_EQ(p.nz, 3);
+  EXPECT_EQ(p.nt, 4);
+  ASSERT_EQ(p.sources.size(), 12u);
+  for (const auto& s : p.sources) {
+    EXPECT_EQ(hs[s.file].acquisition_number, int(s.t) + 1);
+    EXPECT_NEAR(hs[s.file].ipp[2], 4.0 * s.z, 1e-9);
+  }
+}
+
+TEST(Grouping, SplitsIncompatibleSlices) {
+  auto base = stack(kAxial, {0, 0, 0}, 2, {0, 1, 2, 3});
+  struct Case {
+    const char* what;
+    std::function<void(SliceHeader&)> change;
+  };
+  const std::vector<Case> cases{
+      {"echo", [](SliceHeader& h) { h.echo_number = 2; }},
+      {"orientation", [](SliceHeader& h) { h.iop = kCoronal; }},
+      {"size", [](SliceHeader& h) { h.rows = 8; }},
+      {"image type", [](SliceHeader& h) { h.image_type = "ORIGINAL\\PRIMARY\\P"; }},
+      {"series number", [](SliceHeader& h) { h.series_number = 4; }},
+      {"series uid", [](SliceHeader& h) { h.series_uid = "1.2.826.0.1.2"; }},
+      {"pixel format", [](SliceHeader& h) { h.pixel_representation = 0; }},
+  };
+  for (const auto& c : cases) {
+    auto hs = base;
+    auto other = base;
+    for (auto& h : other) c.change(h);
+    hs.insert(hs.end(), other.begin(), other.end());
+    auto plan = plan_series(hs, all(hs.size()));
+    ASSERT_EQ(plan.series.size(), 2u) << c.what;
+    for (const auto& p : plan.series) {
+      EXPECT_EQ(p.nz * p.nt, 4) << c.what;
+      // no volume mixes the two kinds
+      std::set<std::string> kinds;
+      for (const auto& s : p.sources) kinds.insert(s.file < base.size() ? "a" : "b");
+      EXPECT_EQ(kinds.size(), 1u) << c.what;
+    }
+  }
+}
+
+TEST(Grouping, SameSeriesStaysTogetherAndUnusableFilesAreIgnored) {
+  auto hs = stack(kAxial, {0, 0, 0}, 2, {3, 1, 0, 2});
+  std::vector<bool> usable{true, false, true, true};
+  auto plan = plan_series(hs, usable);
+  ASSERT_EQ(plan.series.size(), 1u);
+  EXPECT_EQ(plan.series[0].sources.size(), 3u);
+  for (const auto& s : plan.series[0].sources) EXPECT_NE(s.file, 1u);
+}
+
+TEST(Grouping, MissingSliceInA4DSeriesFailsWithAReason) {
+  std::vector<SliceHeader> hs;
+  for (int t = 0; t < 2; ++t)
+    for (int k = 0; k < 3; ++k) {
+      auto h = slice(kAxial, {0, 0, 2.0 * k}, t * 3 + k + 1);
+      h.acquisition_number = t + 1;
+      hs.push_back(h);
+    }
+  hs.pop_back();
+  auto plan = plan_series(hs, all(hs.size()));
+  EXPECT_TRUE(plan.series.empty());
+  ASSERT_EQ(plan.failures.size(), 1u);
+  EXPECT_NE(plan.failures[0].reason.find("missing slices"), std::string::npos);
+}
+
+TEST(Grouping, UnevenSpacingIsReported) {
+  auto hs = stack(kAxial, {0, 0, 0}, 2, {0, 1, 2, 3});
+  hs[3].ipp[2] = 9;  // gap 2, 2, 5
+  auto plan = plan_series(hs, all(hs.size()));
+  ASSERT_EQ(plan.series.size(), 1u);
+  ASSERT_FALSE(plan.series[0].warnings.empty());
+  EXPECT_EQ(plan.series[0].warnings[0], "uneven slice spacing");
+}
+
+TEST(Rescale, OnePairKeepsIntegersVaryingPairsGiveFloat) {
+  auto hs = stack(kAxial, {0, 0, 0}, 2, {0, 1, 2});
+  for (auto& h : hs) {
+    h.has_rescale = true;
+    h.rescale_slope = 2.5;
+    h.rescale_intercept = -1024;
+  }
+  auto plan = plan_series(hs, all(hs.size()));
+  ASSERT_EQ(plan.series.size(), 1u);
+  EXPECT_FALSE(plan.series[0].rescale_to_float);
+  EXPECT_EQ(plan.series[0].out_type, rapidnii::io::NiftiType::Int16);
+  EXPECT_DOUBLE_EQ(plan.series[0].scl_slope, 2.5);
+  EXPECT_DOUBLE_EQ(plan.series[0].scl_inter, -1024);
+
+  hs[1].rescale_slope = 3.0;  // slice at z=2mm -> output slice 1
+  plan = plan_series(hs, all(hs.size()));
+  ASSERT_EQ(plan.series.size(), 1u);
+  const auto& p = plan.series[0];
+  EXPECT_TRUE(p.rescale_to_float);
+  EXPECT_EQ(p.out_type, rapidnii::io::NiftiType::Float32);
+  ASSERT_EQ(p.slopes.size(), 3u);
+  EXPECT_DOUBLE_EQ(p.slopes[0], 2.5);
+  EXPECT_DOUBLE_EQ(p.slopes[1], 3.0);
+  EXPECT_DOUBLE_EQ(p.inters[1], -1024);
+}
+
+TEST(Rescale, TwelveBitUnsignedIsWrittenAsInt16AndSixteenBitAsUint16) {
+  auto hs = stack(kAxial, {0, 0, 0}, 2, {0, 1});
+  for (auto& h : hs) {
+    h.pixel_representation = 0;
+    h.bits_stored = 12;
+    h.high_bit = 11;
+  }
+  EXPECT_EQ(plan_series(hs, all(2)).series[0].out_type, rapidnii::io::NiftiType::Int16);
+  for (auto& h : hs) h.bits_stored = 16;
+  EXPECT_EQ(plan_series(hs, all(2)).series[0].out_type, rapidnii::io::NiftiType::UInt16);
+}
+
+TEST(Mosaic, TilesAreUnpackedAlongTheCsaNormal) {
+  // 3x3 tiles of 4x6 pixels -> mosaic 18 rows x 12 columns, 8 images
+  auto h = slice(kAxial, {-50, -60, 10});
+  h.rows = 18;
+  h.cols = 12;
+  h.mosaic_images = 8;
+  h.spacing_between_slices = 3.5;
+  h.image_type = "ORIGINAL\\PRIMARY\\M\\ND\\MOSAIC";
+  h.has_slice_normal = true;
+  h.slice_normal = {0, 0, 1};
+  // tile origin: IPP + (12-4)/2 columns * 0.5 mm along x + (18-6)/2 rows * 0.8 mm along y
+  const Vec3 o = rapidnii::pipeline::mosaic_tile_origin(h, 6, 4);
+  EXPECT_NEAR(o[0], -50 + 4 * 0.5, 1e-12);
+  EXPECT_NEAR(o[1], -60 + 6 * 0.8, 1e-12);
+  EXPECT_NEAR(o[2], 10, 1e-12);
+
+  std::vector<SliceHeader> hs{h, h};
+  hs[1].acquisition_number = 2;
+  hs[0].acquisition_number = 1;
+  auto plan = plan_series(hs, all(2));
+  ASSERT_EQ(plan.series.size(), 1u);
+  auto p = plan.series[0];
+  EXPECT_EQ(p.nx, 4);
+  EXPECT_EQ(p.ny, 6);
+  EXPECT_EQ(p.nz, 8);
+  EXPECT_EQ(p.nt, 2);
+  EXPECT_EQ(p.mosaic_tiles_per_row, 3);
+  // tile m is slice z = m along +normal; origin in RAS
+  for (const auto& s : p.sources) EXPECT_EQ(s.tile, s.z);
+  EXPECT_NEAR(p.affine[2][2], 3.5, 1e-9);
+  EXPECT_NEAR(p.affine[2][3], 10, 1e-9);
+
+  // CSA normal opposite to row x column: tile m lies at -m * 3.5 mm, so
+  // the spatial order is reversed
+  for (auto& x : hs) x.slice_normal = {0, 0, -1};
+  plan = plan_series(hs, all(2));
+  ASSERT_EQ(plan.series.size(), 1u);
+  p = plan.series[0];
+  for (const auto& s : p.sources) EXPECT_EQ(s.tile, 7 - s.z);
+  EXPECT_NEAR(p.affine[2][3], 10 - 7 * 3.5, 1e-9);
+}
+
+TEST(Naming, NeutralAndCollisionFree) {
+  auto a = stack(kAxial, {0, 0, 0}, 2, {0, 1});
+  auto b = stack(kCoronal, {0, 0, 0}, 2, {0, 1});  // same series, other orientation
+  for (auto& h : a) h.modality = "M R/../x";
+  for (auto& h : b) h.modality = "M R/../x";
+  a.insert(a.end(), b.begin(), b.end());
+  auto plan = plan_series(a, all(a.size()));
+  ASSERT_EQ(plan.series.size(), 2u);
+  EXPECT_NE(plan.series[0].name, plan.series[1].name);
+  for (const auto& p : plan.series) {
+    EXPECT_EQ(p.name.rfind("s003_MRx", 0), 0u) << p.name;
+    EXPECT_EQ(p.name.find('/'), std::string::npos);
+    EXPECT_EQ(p.name.find('.'), std::string::npos);
+  }
+}
