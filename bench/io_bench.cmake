@@ -1,0 +1,1 @@
+# io/ micro-benchmarks (Google Benchmark): deflate, header index, decode.

@@ -1,0 +1,1 @@
+# io/ tests that need their own executable (gzip and friends).
