@@ -1,4 +1,6 @@
 #include "io/dicom_header.h"
+#include "io/dicom_probe.h"
+#include "io/gdcm_text.h"
 
 #include <gdcmAttribute.h>
 #include <gdcmCSAHeader.h>
@@ -26,6 +28,9 @@ const char* skip_reason_code(SkipReason r) {
     case SkipReason::NoImage: return "no_image";
     case SkipReason::TruncatedPixels: return "truncated_pixel_data";
     case SkipReason::Unsupported: return "unsupported";
+    case SkipReason::BurnedInRisk: return "burned_in_risk";
+    case SkipReason::TruncatedHeader: return "truncated_header";
+    case SkipReason::Malformed: return "malformed";
   }
   return "unknown";
 }
@@ -39,6 +44,25 @@ const char* skip_reason_text(SkipReason r) {
     case SkipReason::NoImage: return "DICOM without image pixel data";
     case SkipReason::TruncatedPixels: return "truncated pixel data";
     case SkipReason::Unsupported: return "unsupported DICOM image";
+    case SkipReason::BurnedInRisk: return "burned-in text risk, not converted";
+    case SkipReason::TruncatedHeader: return "truncated DICOM header";
+    case SkipReason::Malformed: return "malformed DICOM (impossible VR, length or nesting)";
+  }
+  return "unknown";
+}
+
+const char* burned_in_code(BurnedInRisk r) {
+  switch (r) {
+    case BurnedInRisk::None: return "none";
+    case BurnedInRisk::BurnedInAnnotation: return "burned_in_annotation";
+    case BurnedInRisk::SecondaryCapture: return "secondary_capture";
+    case BurnedInRisk::Ultrasound: return "ultrasound";
+    case BurnedInRisk::NonImageObject: return "non_image_object";
+    case BurnedInRisk::ModalityAtRisk: return "modality_at_risk";
+    case BurnedInRisk::ImageTypeAtRisk: return "image_type_at_risk";
+    case BurnedInRisk::DescriptionAtRisk: return "description_at_risk";
+    case BurnedInRisk::SecondaryCaptureDevice: return "secondary_capture_device";
+    case BurnedInRisk::DerivedColour: return "derived_colour";
   }
   return "unknown";
 }
@@ -51,40 +75,10 @@ void quiet_gdcm() {
 
 namespace {
 
-// Raw text of an element, trimmed of DICOM padding (spaces, NULs).
-std::string element_text(const gdcm::DataSet& ds, const gdcm::Tag& t) {
-  if (!ds.FindDataElement(t)) return {};
-  const gdcm::DataElement& de = ds.GetDataElement(t);
-  const gdcm::ByteValue* bv = de.GetByteValue();
-  if (!bv || bv->GetLength() == 0) return {};
-  std::string s(bv->GetPointer(), bv->GetLength());
-  size_t b = 0, e = s.size();
-  while (b < e && (s[b] == ' ' || s[b] == '\0')) ++b;
-  while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\0')) --e;
-  return s.substr(b, e - b);
-}
-
-// Backslash-separated decimal numbers (DS/IS text).
-std::vector<double> numbers(const std::string& s) {
-  std::vector<double> out;
-  size_t i = 0;
-  while (i <= s.size()) {
-    size_t j = s.find('\\', i);
-    if (j == std::string::npos) j = s.size();
-    std::string item = s.substr(i, j - i);
-    char* end = nullptr;
-    double v = std::strtod(item.c_str(), &end);
-    if (end != item.c_str() && std::isfinite(v)) out.push_back(v);
-    else out.push_back(std::nan(""));
-    i = j + 1;
-  }
-  return out;
-}
-
 std::vector<double> element_numbers(const gdcm::DataSet& ds, const gdcm::Tag& t) {
   std::string s = element_text(ds, t);
   if (s.empty()) return {};
-  return numbers(s);
+  return parse_numbers(s);
 }
 
 bool element_number(const gdcm::DataSet& ds, const gdcm::Tag& t, double& out) {
@@ -136,7 +130,7 @@ std::vector<double> csa_numbers(gdcm::CSAHeader& csa, const char* name) {
   std::string s(bv->GetPointer(), bv->GetLength());
   std::string clean;
   for (char c : s) clean.push_back(c == '\0' ? ' ' : c);
-  auto v = numbers(clean);
+  auto v = parse_numbers(clean);
   std::vector<double> out;
   for (double x : v)
     if (std::isfinite(x)) out.push_back(x);
@@ -171,13 +165,92 @@ void read_siemens_mosaic(const gdcm::DataSet& ds, SliceHeader& h) {
   }
 }
 
+bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+
+std::string upper(std::string s) {
+  for (char& c : s)
+    if (c >= 'a' && c <= 'z') c = char(c - 'a' + 'A');
+  return s;
+}
+
+bool has_value(const std::string& multi, const char* v) {
+  size_t i = 0;
+  const std::string u = upper(multi);
+  while (i <= u.size()) {
+    size_t j = u.find('\\', i);
+    if (j == std::string::npos) j = u.size();
+    std::string item = u.substr(i, j - i);
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+    if (item == v) return true;
+    i = j + 1;
+  }
+  return false;
+}
+
+// DEID-POLICY P3: series likely to carry burned-in text (rules after CTP's
+// BurnedInPixelsFilter and deid's blacklist).
+BurnedInRisk burned_in_risk(const gdcm::DataSet& ds, const SliceHeader& h) {
+  const std::string sop = h.sop_class_uid;
+  if (upper(element_text(ds, gdcm::Tag(0x0028, 0x0301))) == "YES") return BurnedInRisk::BurnedInAnnotation;
+  if (sop == "1.2.840.10008.5.1.4.1.1.7" || starts_with(sop, "1.2.840.10008.5.1.4.1.1.7."))
+    return BurnedInRisk::SecondaryCapture;
+  if (starts_with(sop, "1.2.840.10008.5.1.4.1.1.6.") || starts_with(sop, "1.2.840.10008.5.1.4.1.1.3."))
+    return BurnedInRisk::Ultrasound;
+  if (starts_with(sop, "1.2.840.10008.5.1.4.1.1.104.") || starts_with(sop, "1.2.840.10008.5.1.4.1.1.88.") ||
+      starts_with(sop, "1.2.840.10008.5.1.4.1.1.11."))
+    return BurnedInRisk::NonImageObject;
+  const std::string mod = upper(h.modality);
+  for (const char* m : {"US", "OT", "SC", "DOC", "SR", "PR", "KO"})
+    if (mod == m) return BurnedInRisk::ModalityAtRisk;
+  for (const char* t : {"SCREEN SAVE", "SECONDARY", "REPORT", "DEMOGRAPHICDATA", "INVALID"})
+    if (has_value(h.image_type, t)) return BurnedInRisk::ImageTypeAtRisk;
+  const std::string desc = upper(element_text(ds, gdcm::Tag(0x0008, 0x103e)));
+  for (const char* d : {"DOSE REPORT", "SCREEN SAVE", "REPORT", "PHOENIXZIPREPORT", "PATIENT PROTOCOL"})
+    if (desc.find(d) != std::string::npos) return BurnedInRisk::DescriptionAtRisk;
+  for (uint16_t e : {0x1012, 0x1010, 0x1016, 0x1018, 0x1019})
+    if (ds.FindDataElement(gdcm::Tag(0x0018, e))) return BurnedInRisk::SecondaryCaptureDevice;
+  const std::string pi = upper(h.photometric);
+  const bool colour = h.samples_per_pixel > 1 || starts_with(pi, "RGB") || starts_with(pi, "YBR");
+  if (colour && (mod == "MR" || mod == "CT") && has_value(h.image_type, "DERIVED")) return BurnedInRisk::DerivedColour;
+  return BurnedInRisk::None;
+}
+
 bool is_native_transfer_syntax(const std::string& ts) {
   return ts == "1.2.840.10008.1.2" || ts == "1.2.840.10008.1.2.1" || ts == "1.2.840.10008.1.2.2";
 }
 
 }  // namespace
 
-IndexResult index_dicom_file(const std::filesystem::path& path) {
+std::string element_text(const gdcm::DataSet& ds, const gdcm::Tag& t) {
+  if (!ds.FindDataElement(t)) return {};
+  const gdcm::DataElement& de = ds.GetDataElement(t);
+  const gdcm::ByteValue* bv = de.GetByteValue();
+  if (!bv || bv->GetLength() == 0) return {};
+  std::string s(bv->GetPointer(), bv->GetLength());
+  size_t b = 0, e = s.size();
+  while (b < e && (s[b] == ' ' || s[b] == '\0')) ++b;
+  while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\0')) --e;
+  return s.substr(b, e - b);
+}
+
+std::vector<double> parse_numbers(const std::string& s) {
+  std::vector<double> out;
+  size_t i = 0;
+  while (i <= s.size()) {
+    size_t j = s.find('\\', i);
+    if (j == std::string::npos) j = s.size();
+    std::string item = s.substr(i, j - i);
+    char* end = nullptr;
+    double v = std::strtod(item.c_str(), &end);
+    if (end != item.c_str() && std::isfinite(v)) out.push_back(v);
+    else out.push_back(std::nan(""));
+    i = j + 1;
+  }
+  return out;
+}
+
+IndexResult index_dicom_file(const std::filesystem::path& path, const IndexOptions& opt) {
   IndexResult r;
   std::error_code ec;
   const auto size = std::filesystem::file_size(path, ec);
@@ -195,6 +268,13 @@ IndexResult index_dicom_file(const std::filesystem::path& path) {
       r.skip = SkipReason::Unreadable;
       return r;
     }
+  }
+  // GDCM aborts on some broken files: check the structure first.
+  switch (probe_dicom_file(path)) {
+    case ProbeResult::Ok: break;
+    case ProbeResult::NotDicom: r.skip = SkipReason::NotDicom; return r;
+    case ProbeResult::Truncated: r.skip = SkipReason::TruncatedHeader; return r;
+    case ProbeResult::Malformed: r.skip = SkipReason::Malformed; return r;
   }
   try {
     gdcm::Reader reader;
@@ -237,6 +317,12 @@ IndexResult index_dicom_file(const std::filesystem::path& path) {
       r.skip = SkipReason::NotDicom;
       return r;
     }
+    h.burned_in = burned_in_risk(ds, h);
+    if (h.burned_in != BurnedInRisk::None && !opt.convert_burned_in_risk) {
+      r.skip = SkipReason::BurnedInRisk;
+      r.detail = burned_in_code(h.burned_in);
+      return r;
+    }
     // Where PixelData starts: file meta (its preamble included) plus the
     // encoded length of the data set read so far.
     const gdcm::FileMetaInformation& meta = file.GetHeader();
@@ -244,7 +330,8 @@ IndexResult index_dicom_file(const std::filesystem::path& path) {
     uint64_t stop = meta.GetFullLength();
     stop += explicit_vr ? uint64_t(ds.GetLength<gdcm::ExplicitDataElement>())
                         : uint64_t(ds.GetLength<gdcm::ImplicitDataElement>());
-    const bool has_pixels = stop < size;
+    const bool deflated = h.transfer_syntax == "1.2.840.10008.1.2.1.99";  // lengths are of the inflated data
+    const bool has_pixels = deflated || stop < size;
     if (!has_rows || !has_cols || h.rows == 0 || h.cols == 0 || h.bits_allocated == 0 || !has_pixels) {
       r.skip = SkipReason::NoImage;
       return r;
@@ -303,7 +390,7 @@ IndexResult index_dicom_file(const std::filesystem::path& path) {
       return r;
     }
     // Native pixel data must be complete: stop is where PixelData begins.
-    if (is_native_transfer_syntax(h.transfer_syntax)) {
+    if (is_native_transfer_syntax(h.transfer_syntax) && !deflated) {
       const uint64_t expect = uint64_t(h.rows) * h.cols * (h.bits_allocated / 8) * h.samples_per_pixel *
                               uint64_t(h.number_of_frames);
       const uint64_t element_header = explicit_vr ? 12 : 8;

@@ -18,9 +18,31 @@ enum class SkipReason : uint8_t {
   NoImage,           // DICOM, but no pixel data / Rows / Columns (SR, DICOMDIR...)
   TruncatedPixels,   // pixel data shorter than Rows*Columns*Frames*BitsAllocated
   Unsupported,       // an image DICOM we cannot convert yet (stated in detail)
+  BurnedInRisk,      // may carry burned-in identifying text: not converted by default
+  TruncatedHeader,   // the data set ends inside an element
+  Malformed,         // impossible VR, length or nesting
 };
 const char* skip_reason_code(SkipReason r);  // e.g. "not_dicom"
 const char* skip_reason_text(SkipReason r);  // e.g. "not a DICOM file"
+
+// Why a file may carry identifying text in its pixels (DEID-POLICY P3).
+enum class BurnedInRisk : uint8_t {
+  None = 0,
+  BurnedInAnnotation,     // (0028,0301) BurnedInAnnotation = YES
+  SecondaryCapture,       // Secondary Capture SOP classes
+  Ultrasound,             // US SOP classes
+  NonImageObject,         // SR, encapsulated PDF/CDA, presentation states, key objects
+  ModalityAtRisk,         // Modality US, OT, SC, DOC, SR, PR, KO
+  ImageTypeAtRisk,        // ImageType has SCREEN SAVE, SECONDARY, REPORT, DEMOGRAPHICDATA, INVALID
+  DescriptionAtRisk,      // SeriesDescription names a dose report, screen save, report...
+  SecondaryCaptureDevice, // DateOfSecondaryCapture or SecondaryCaptureDevice* present
+  DerivedColour,          // RGB image in a derived MR/CT series (screenshots)
+};
+const char* burned_in_code(BurnedInRisk r);  // e.g. "burned_in_annotation"
+
+struct IndexOptions {
+  bool convert_burned_in_risk = false;  // index risky files instead of skipping them
+};
 
 struct SliceHeader {
   // identity of the series (used only for grouping; never written out)
@@ -57,6 +79,8 @@ struct SliceHeader {
   double echo_time = 0;        // ms
   double repetition_time = 0;  // ms
 
+  BurnedInRisk burned_in = BurnedInRisk::None;
+
   // Siemens mosaic: number of tiles (0 when not a mosaic) and the CSA slice
   // normal, whose sign tells the order of the tiles along the normal.
   uint16_t mosaic_images = 0;
@@ -71,7 +95,7 @@ struct IndexResult {
 };
 
 // Reads the header of one file (stops before PixelData). Never throws.
-IndexResult index_dicom_file(const std::filesystem::path& path);
+IndexResult index_dicom_file(const std::filesystem::path& path, const IndexOptions& opt = {});
 
 // Silences GDCM's own warning/error printing (it may print DICOM values).
 void quiet_gdcm();

@@ -1,29 +1,62 @@
 #include "io/dicom_pixels.h"
 
 #include <gdcmImage.h>
-#include <gdcmImageReader.h>
+#include <gdcmPixelFormat.h>
+#include <gdcmReader.h>
+#include <gdcmTransferSyntax.h>
 
+#include <cstring>
 #include <vector>
 
 namespace rapidnii::io {
 
+
+// GDCM's ImageReader interprets overlays, LUTs and other modules, and
+// Debian's build aborts on some it does not know (an assertion in
+// gdcm::Overlay). So the data set is read with the plain Reader and the
+// pixel data decoded from the element alone: raw bytes for the native
+// transfer syntaxes, GDCM's codecs through a bare gdcm::Image otherwise.
 bool decode_pixels(const std::filesystem::path& path, const SliceHeader& expect, std::span<std::byte> out,
                    std::string& why) {
   try {
-    gdcm::ImageReader reader;
+    gdcm::Reader reader;
     reader.SetFileName(path.c_str());
     if (!reader.Read()) {
       why = "pixel data cannot be read";
       return false;
     }
-    const gdcm::Image& image = reader.GetImage();
-    const unsigned int* dims = image.GetDimensions();
-    if (image.GetNumberOfDimensions() < 2 || dims[0] != expect.cols || dims[1] != expect.rows) {
-      why = "image dimensions differ from the header";
+    const gdcm::File& file = reader.GetFile();
+    const gdcm::DataSet& ds = file.GetDataSet();
+    const gdcm::Tag pixel_tag(0x7fe0, 0x0010);
+    if (!ds.FindDataElement(pixel_tag)) {
+      why = "no pixel data";
       return false;
     }
-    const unsigned long len = image.GetBufferLength();
-    if (len != out.size()) {
+    const gdcm::DataElement& pixel = ds.GetDataElement(pixel_tag);
+    const gdcm::TransferSyntax ts = file.GetHeader().GetDataSetTransferSyntax();
+
+    if (const gdcm::ByteValue* bv = pixel.GetByteValue(); bv && !ts.IsEncapsulated()) {
+      if (bv->GetLength() < out.size()) {
+        why = "truncated pixel data";
+        return false;
+      }
+      // GDCM's reader has already brought big-endian OW values to host order
+      std::memcpy(out.data(), bv->GetPointer(), out.size());
+      return true;
+    }
+
+    gdcm::Image image;
+    image.SetNumberOfDimensions(2);
+    image.SetDimension(0, expect.cols);
+    image.SetDimension(1, expect.rows);
+    image.SetPixelFormat(gdcm::PixelFormat(expect.samples_per_pixel, expect.bits_allocated, expect.bits_stored,
+                                           expect.high_bit, expect.pixel_representation));
+    gdcm::PhotometricInterpretation pi = gdcm::PhotometricInterpretation::GetPIType(expect.photometric.c_str());
+    if (pi == gdcm::PhotometricInterpretation::UNKNOWN) pi = gdcm::PhotometricInterpretation::MONOCHROME2;
+    image.SetPhotometricInterpretation(pi);
+    image.SetTransferSyntax(ts);
+    image.SetDataElement(pixel);
+    if (image.GetBufferLength() != out.size()) {
       why = "decoded pixel data has an unexpected size";
       return false;
     }

@@ -5,18 +5,25 @@
 #include <tbb/parallel_for_each.h>
 
 #include <chrono>
+#include <iostream>
+#include <nlohmann/json.hpp>
 #include <cstring>
 #include <iomanip>
 #include <map>
 #include <mutex>
 #include <ostream>
+#include <set>
 #include <stdexcept>
+#include <sys/stat.h>
 
+#include "io/atomic_file.h"
 #include "io/dicom_header.h"
+#include "io/dicom_meta.h"
 #include "io/dicom_pixels.h"
 #include "io/file_scan.h"
 #include "io/nifti_writer.h"
 #include "kernels/rescale.h"
+#include "pipeline/layout.h"
 #include "pipeline/series.h"
 
 namespace rapidnii::pipeline {
@@ -53,7 +60,7 @@ struct Written {
 // non-identifying reason.
 template <class T>
 bool build_and_write(const SeriesPlan& p, const std::vector<fs::path>& paths, const fs::path& out_path,
-                     kernels::Device device, int level, Written& w, std::string& why) {
+                     const std::string& descrip, kernels::Device device, int level, Written& w, std::string& why) {
   const size_t slice_vox = size_t(p.nx) * p.ny;
   const size_t nslices = size_t(p.nz) * p.nt;
   std::vector<T> vol(slice_vox * nslices);
@@ -102,8 +109,6 @@ bool build_and_write(const SeriesPlan& p, const std::vector<fs::path>& paths, co
   v.affine = p.affine;
   v.datatype = p.out_type;
   v.xyzt_units = 2 | 8;
-  char descrip[80];
-  std::snprintf(descrip, sizeof descrip, "TE=%.4g", h0.echo_time);
   v.descrip = descrip;
 
   std::vector<float> fvol;
@@ -130,16 +135,65 @@ bool build_and_write(const SeriesPlan& p, const std::vector<fs::path>& paths, co
 
 }  // namespace
 
+fs::path state_dir_for(const ConvertOptions& opt) {
+  if (!opt.state_dir.empty()) return opt.state_dir;
+  fs::path out = opt.output;
+  while (!out.empty() && out.filename().empty()) out = out.parent_path();  // trailing '/'
+  return fs::path(out.string() + ".rapidnii-state");
+}
+
+namespace {
+
+// Moves the affine origin to the centre of the volume (--neutral-origin).
+void neutral_origin(SeriesPlan& p) {
+  const double c[3] = {(p.nx - 1) / 2.0, (p.ny - 1) / 2.0, (p.nz - 1) / 2.0};
+  for (int r = 0; r < 3; ++r) {
+    double centre = p.affine[r][3];
+    for (int k = 0; k < 3; ++k) centre += p.affine[r][k] * c[k];
+    p.affine[r][3] -= centre;
+  }
+}
+
+std::string dataset_description(const ConvertOptions& opt) {
+  nlohmann::json j;
+  j["Name"] = "rapidnii conversion";
+  j["BIDSVersion"] = "1.9.0";
+  j["DatasetType"] = "raw";
+  j["GeneratedBy"] = nlohmann::json::array(
+      {{{"Name", "rapidnii"},
+        {"Version", RAPIDNII_VERSION_STRING},
+        {"Description", std::string("DICOM to NIfTI, de-identification profile ") + deid::profile_name(opt.profile)}}});
+  return j.dump(2) + "\n";
+}
+
+}  // namespace
+
 ConvertSummary convert(const ConvertOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
   ConvertSummary sum;
   std::error_code ec;
+  if (opt.profile == deid::Profile::Limited && !opt.allow_phi)
+    throw std::runtime_error("the limited profile keeps identity: it needs --allow-phi");
   if (!fs::exists(opt.input, ec)) throw std::runtime_error("input does not exist");
   const fs::path in_abs = fs::weakly_canonical(opt.input, ec);
-  fs::create_directories(opt.output, ec);
-  if (!fs::is_directory(opt.output, ec)) throw std::runtime_error("output folder cannot be created");
   const fs::path out_abs = fs::weakly_canonical(opt.output, ec);
   if (is_inside(out_abs, in_abs)) throw std::runtime_error("the output folder must not be inside the input");
+  const fs::path state = state_dir_for(opt);
+  const fs::path state_abs = fs::weakly_canonical(state, ec);
+  if (is_inside(state_abs, out_abs)) throw std::runtime_error("the state folder must be outside the output folder");
+  if (is_inside(state_abs, in_abs)) throw std::runtime_error("the state folder must not be inside the input");
+  fs::create_directories(opt.output, ec);
+  if (!fs::is_directory(opt.output, ec)) throw std::runtime_error("output folder cannot be created");
+
+  // the key: given, or kept in the private state folder
+  deid::Key key = opt.key_file.empty() ? deid::load_or_create_key(state, &sum.key_created)
+                                        : deid::load_key_file(opt.key_file);
+  if (!opt.key_file.empty()) {
+    fs::create_directories(state, ec);
+    ::chmod(state.c_str(), 0700);
+  }
+  sum.key_id = key.id;
+  const deid::Pseudonymizer ps(std::move(key));
 
   std::unique_ptr<tbb::global_control> limit;
   if (opt.threads > 0)
@@ -154,8 +208,18 @@ ConvertSummary convert(const ConvertOptions& opt) {
   sum.unreadable_dirs = scan.unreadable_dirs;
 
   // index, in parallel
+  io::IndexOptions iopt;
+  iopt.convert_burned_in_risk = opt.convert_burned_in_risk;
   std::vector<io::IndexResult> idx(scan.files.size());
-  tbb::parallel_for(size_t(0), scan.files.size(), [&](size_t i) { idx[i] = io::index_dicom_file(scan.files[i]); });
+  tbb::parallel_for(size_t(0), scan.files.size(),
+                    [&](size_t i) { idx[i] = io::index_dicom_file(scan.files[i], iopt); });
+
+  nlohmann::json report;
+  report["profile"] = deid::profile_name(opt.profile);
+  report["key_id"] = sum.key_id;
+  report["skipped"] = nlohmann::json::array();
+  report["failed"] = nlohmann::json::array();
+  report["outputs"] = nlohmann::json::array();
 
   std::vector<io::SliceHeader> headers(idx.size());
   std::vector<bool> usable(idx.size(), false);
@@ -170,49 +234,181 @@ ConvertSummary convert(const ConvertOptions& opt) {
       std::string reason = io::skip_reason_text(idx[i].skip);
       if (!idx[i].detail.empty()) reason += " (" + idx[i].detail + ")";
       sum.skipped[reason]++;
+      report["skipped"].push_back({{"input", scan.files[i].string()},
+                                   {"reason", io::skip_reason_code(idx[i].skip)},
+                                   {"detail", idx[i].detail}});
     }
   }
   idx.clear();
 
   // plan
   Plan plan = plan_series(headers, usable);
-  for (const PlanFailure& f : plan.failures) sum.series_failed[f.reason]++;
+  auto report_failure = [&](const std::vector<uint32_t>& files, const std::string& why) {
+    nlohmann::json inputs = nlohmann::json::array();
+    for (uint32_t f : files) inputs.push_back(scan.files[f].string());
+    report["failed"].push_back({{"inputs", inputs}, {"reason", why}});
+  };
+  for (const PlanFailure& f : plan.failures) {
+    sum.series_failed[f.reason]++;
+    report_failure(f.files, f.reason);
+  }
+
+  // descriptive attributes of every series, from its first file
+  const size_t ns = plan.series.size();
+  std::vector<io::SeriesMeta> metas(ns);
+  std::vector<char> meta_ok(ns, 0);
+  tbb::parallel_for(size_t(0), ns, [&](size_t i) {
+    try {
+      metas[i] = io::read_series_meta(scan.files[plan.series[i].sources.front().file]);
+      meta_ok[i] = 1;
+    } catch (...) {
+    }
+  });
+
+  // subjects, sessions, BIDS names
+  std::map<std::string, std::set<int>> echoes_of_series;  // multi-echo series get echo-<n>
+  for (const auto& p : plan.series) echoes_of_series[p.first.series_uid].insert(p.first.echo_number);
+  std::vector<LayoutItem> items(ns);
+  std::vector<deid::SeriesContext> ctx(ns);
+  for (size_t i = 0; i < ns; ++i) {
+    const io::SeriesMeta& m = metas[i];
+    const SeriesPlan& p = plan.series[i];
+    deid::SeriesContext& c = ctx[i];
+    c.profile = opt.profile;
+    c.retain_full_dates = opt.profile == deid::Profile::Limited;
+    c.subject = m.patient_id.empty() ? ps.subject_label("study", m.study_uid)
+                                     : ps.subject_label(m.issuer_of_patient_id, m.patient_id);
+    c.date_offset_days = ps.date_offset_days(c.subject);
+    c.bids = deid::classify(m, p.nt);
+    c.burned_in_override = p.first.burned_in != io::BurnedInRisk::None;
+    c.burned_in_code = io::burned_in_code(p.first.burned_in);
+    LayoutItem& it = items[i];
+    it.subject = c.subject;
+    it.study_key = m.study_uid.empty() ? "date|" + m.study_date : m.study_uid;
+    auto sd = deid::parse_date(m.study_date);
+    if (!sd) sd = deid::scan_date(m);
+    it.study_sort = (sd ? deid::format_date(*sd) : std::string("9999")) + "|" +
+                    deid::format_time(deid::parse_time_seconds(m.study_time).value_or(0));
+    it.study_tiebreak = ps.hmac64("study", it.study_key);
+    it.datatype = c.bids.datatype;
+    it.suffix = c.bids.suffix;
+    if (opt.profile != deid::Profile::Strict) {
+      const deid::KnownValues kv = deid::known_values(m);
+      const std::string desc = !m.protocol_name.empty() ? m.protocol_name : m.series_description;
+      const std::string label = deid::bids_label(deid::clean_descriptor(desc, m.specific_character_set, kv).value);
+      if (c.bids.suffix == "bold") {
+        c.task = label.empty() ? "unknown" : label;
+        it.task = c.task;
+      } else {
+        it.acq = label;
+      }
+    } else if (c.bids.suffix == "bold") {
+      c.task = "unknown";
+      it.task = c.task;
+    }
+    if (c.bids.suffix == "bold" && echoes_of_series[p.first.series_uid].size() > 1)
+      it.echo = std::max(1, p.first.echo_number);
+    it.order = p.first.series_number;
+    it.split = p.split_index;
+  }
+  const std::vector<LayoutResult> layout = assign_layout(items);
+
+  if (opt.profile == deid::Profile::Limited)
+    std::cerr << "rapidnii: WARNING: profile 'limited' keeps identity (dates, site, device, descriptors); every "
+                 "sidecar is marked ContainsPHI\n";
+  bool any_burned_in = false;
+  for (const auto& c : ctx) any_burned_in |= c.burned_in_override;
+  if (any_burned_in)
+    std::cerr << "rapidnii: WARNING: --convert-burned-in-risk: series that may show identifying text in their "
+                 "pixels were converted; their sidecars carry BurnedInTextRisk\n";
 
   // decode + kernels + write, series in parallel
   std::mutex m;
-  tbb::parallel_for(size_t(0), plan.series.size(), [&](size_t i) {
-    const SeriesPlan& p = plan.series[i];
-    const fs::path rel = p.name + ".nii.gz";
+  tbb::parallel_for(size_t(0), ns, [&](size_t i) {
+    SeriesPlan& p = plan.series[i];
+    if (!meta_ok[i]) {
+      std::lock_guard lk(m);
+      sum.series_failed["header cannot be read"]++;
+      return;
+    }
+    if (opt.neutral_origin) neutral_origin(p);
+    const fs::path rel = fs::path(layout[i].rel_dir) / (layout[i].stem + ".nii.gz");
+    const fs::path rel_json = fs::path(layout[i].rel_dir) / (layout[i].stem + ".json");
+    const std::string descrip = deid::nifti_descrip(metas[i]);
     Written w;
     std::string why;
     bool ok = false;
     const bool sign = p.first.pixel_representation == 1;
+    const fs::path out_path = opt.output / rel;
+    const int lvl = opt.compression_level;
     switch (p.first.bits_allocated) {
       case 8:
-        ok = sign ? build_and_write<int8_t>(p, scan.files, opt.output / rel, device, opt.compression_level, w, why)
-                  : build_and_write<uint8_t>(p, scan.files, opt.output / rel, device, opt.compression_level, w, why);
+        ok = sign ? build_and_write<int8_t>(p, scan.files, out_path, descrip, device, lvl, w, why)
+                  : build_and_write<uint8_t>(p, scan.files, out_path, descrip, device, lvl, w, why);
         break;
       case 16:
-        ok = sign ? build_and_write<int16_t>(p, scan.files, opt.output / rel, device, opt.compression_level, w, why)
-                  : build_and_write<uint16_t>(p, scan.files, opt.output / rel, device, opt.compression_level, w, why);
+        ok = sign ? build_and_write<int16_t>(p, scan.files, out_path, descrip, device, lvl, w, why)
+                  : build_and_write<uint16_t>(p, scan.files, out_path, descrip, device, lvl, w, why);
         break;
       case 32:
-        ok = sign ? build_and_write<int32_t>(p, scan.files, opt.output / rel, device, opt.compression_level, w, why)
-                  : build_and_write<uint32_t>(p, scan.files, opt.output / rel, device, opt.compression_level, w, why);
+        ok = sign ? build_and_write<int32_t>(p, scan.files, out_path, descrip, device, lvl, w, why)
+                  : build_and_write<uint32_t>(p, scan.files, out_path, descrip, device, lvl, w, why);
         break;
       default: why = "unsupported bits allocated";
+    }
+    bool cleaned = false;
+    if (ok) {
+      try {
+        nlohmann::json side = deid::make_sidecar(metas[i], ctx[i], ps, &cleaned);
+        if (!p.warnings.empty()) side["ConversionWarnings"] = p.warnings;
+        io::write_file_atomic(opt.output / rel_json, side.dump(2) + "\n");
+        w.bytes += side.dump(2).size() + 1;
+      } catch (const std::exception& e) {
+        ok = false;
+        why = e.what();
+        fs::remove(out_path, ec);
+      }
     }
     std::lock_guard lk(m);
     if (ok) {
       sum.series_written++;
       sum.bytes_out += w.bytes;
       sum.outputs.push_back(rel.string());
+      if (cleaned) sum.descriptors_cleaned++;
       for (const auto& wmsg : p.warnings) sum.warnings[wmsg]++;
+      nlohmann::json inputs = nlohmann::json::array();
+      std::set<uint32_t> files;
+      for (const auto& s : p.sources) files.insert(s.file);
+      for (uint32_t f : files) inputs.push_back(scan.files[f].string());
+      report["outputs"].push_back({{"output", rel.string()}, {"inputs", inputs}});
     } else {
       sum.series_failed[why]++;
+      std::vector<uint32_t> files;
+      for (const auto& s : p.sources) files.push_back(s.file);
+      report_failure(files, why);
     }
   });
   std::sort(sum.outputs.begin(), sum.outputs.end());
+
+  // dataset-level files
+  io::write_file_atomic(opt.output / "dataset_description.json", dataset_description(opt));
+  io::write_file_atomic(opt.output / ".bidsignore", "other/\n");
+  io::write_file_atomic(opt.output / "README",
+                        std::string("Converted from DICOM by rapidnii ") + RAPIDNII_VERSION_STRING +
+                            " with de-identification profile '" + deid::profile_name(opt.profile) +
+                            "'. Series without a BIDS equivalent are under sub-*/ses-*/other/.\n");
+  // the private run report: input paths live only here, outside OUT_DIR
+  try {
+    auto sort_by = [](nlohmann::json& a, const char* k) {
+      std::sort(a.begin(), a.end(), [k](const nlohmann::json& x, const nlohmann::json& y) {
+        return x[k].dump() < y[k].dump();
+      });
+    };
+    sort_by(report["outputs"], "output");
+    sort_by(report["failed"], "inputs");
+    io::write_file_atomic(state / "report.json", report.dump(2) + "\n", 0600);
+  } catch (...) {
+  }
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return sum;
 }
@@ -225,6 +421,8 @@ void print_summary(const ConvertSummary& s, std::ostream& os) {
   if (s.unreadable_dirs) os << "  " << s.unreadable_dirs << " folder(s) could not be read\n";
   for (const auto& [reason, n] : s.series_failed) os << "  failed " << n << " series: " << reason << "\n";
   for (const auto& [w, n] : s.warnings) os << "  warning for " << n << " series: " << w << "\n";
+  if (s.descriptors_cleaned) os << "  descriptors cleaned in " << s.descriptors_cleaned << " series\n";
+  os << "  key " << s.key_id << (s.key_created ? " (new, kept in the state folder)" : "") << "\n";
   const double mb_in = s.bytes_in / 1e6;
   os << std::fixed << std::setprecision(1) << "  " << mb_in << " MB read, " << s.bytes_out / 1e6 << " MB written in "
      << std::setprecision(2) << s.seconds << " s (" << std::setprecision(1)

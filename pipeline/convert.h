@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/device.h"
+#include "pipeline/deid.h"
 
 namespace rapidnii::pipeline {
 
@@ -17,7 +18,18 @@ struct ConvertOptions {
   int threads = 0;  // 0: all cores
   kernels::Device device = kernels::Device::Auto;
   int compression_level = 6;  // libdeflate level
+
+  // de-identification
+  deid::Profile profile = deid::Profile::Research;
+  bool allow_phi = false;  // required for the limited profile
+  std::filesystem::path key_file;   // empty: the key kept in the state folder
+  std::filesystem::path state_dir;  // empty: OUT_DIR + ".rapidnii-state" beside OUT_DIR
+  bool convert_burned_in_risk = false;
+  bool neutral_origin = false;
 };
+
+// The state folder used for `opt` (outside OUT_DIR): key, report, journal.
+std::filesystem::path state_dir_for(const ConvertOptions& opt);
 
 struct ConvertSummary {
   uint64_t files_seen = 0;
@@ -30,6 +42,9 @@ struct ConvertSummary {
   uint64_t bytes_in = 0, bytes_out = 0;
   double seconds = 0;
   std::string executor;
+  std::string key_id;
+  bool key_created = false;
+  uint64_t descriptors_cleaned = 0;
   std::vector<std::string> outputs;  // relative paths written
 
   uint64_t files_skipped() const;

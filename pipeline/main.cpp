@@ -1,6 +1,7 @@
 // rapidnii command line.
 #include <CLI/CLI.hpp>
 
+#include <filesystem>
 #include <iostream>
 
 #include "pipeline/convert.h"
@@ -19,6 +20,20 @@ int main(int argc, char** argv) {
   conv->add_option("--device", device, "Kernel executor: auto, cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   conv->add_option("--level", opt.compression_level, "Deflate level 1-12 (libdeflate)")->check(CLI::Range(1, 12));
+  std::string profile = "research";
+  conv->add_option("--profile", profile,
+                   "De-identification profile: research (default), strict, or limited (keeps identity; "
+                   "needs --allow-phi)")
+      ->check(CLI::IsMember({"research", "strict", "limited"}));
+  conv->add_flag("--allow-phi", opt.allow_phi, "Required with --profile limited: outputs then contain PHI");
+  conv->add_option("--key-file", opt.key_file,
+                   "Secret key for pseudonyms and date shifts (default: a key kept in the state folder)")
+      ->check(CLI::ExistingFile);
+  conv->add_option("--state", opt.state_dir,
+                   "Private state folder, outside OUT_DIR (default: OUT_DIR.rapidnii-state beside OUT_DIR)");
+  conv->add_flag("--convert-burned-in-risk", opt.convert_burned_in_risk,
+                 "Also convert series that may carry burned-in identifying text (marked in their sidecars)");
+  conv->add_flag("--neutral-origin", opt.neutral_origin, "Move the affine origin to the centre of each volume");
 
   try {
     app.parse(argc, argv);
@@ -28,9 +43,14 @@ int main(int argc, char** argv) {
   }
   try {
     opt.device = rapidnii::kernels::parse_device(device);
+    opt.profile = rapidnii::pipeline::deid::parse_profile(profile);
     auto sum = rapidnii::pipeline::convert(opt);
     rapidnii::pipeline::print_summary(sum, std::cout);
     return sum.exit_code();
+  } catch (const std::filesystem::filesystem_error& e) {
+    // never print the paths a filesystem error carries: they may name a patient
+    std::cerr << "rapidnii: error: file system: " << e.code().message() << "\n";
+    return 2;
   } catch (const std::exception& e) {
     std::cerr << "rapidnii: error: " << e.what() << "\n";
     return 2;

@@ -64,15 +64,6 @@ auto time_key(const io::SliceHeader& h) {
   return std::make_tuple(h.temporal_position, h.acquisition_number, h.acquisition_time, h.instance_number);
 }
 
-std::string clean_token(const std::string& s, size_t max_len) {
-  std::string out;
-  for (char c : s) {
-    if (out.size() >= max_len) break;
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) out.push_back(c);
-  }
-  return out;
-}
-
 io::NiftiType stored_type(const io::SliceHeader& h) {
   const bool sign = h.pixel_representation == 1;
   switch (h.bits_allocated) {
@@ -297,20 +288,6 @@ Plan plan_series(const std::vector<io::SliceHeader>& headers, const std::vector<
            std::make_tuple(b.first.series_number, b.first.series_uid, b.split_index);
   });
 
-  // Neutral, collision-free names: series number and modality only.
-  std::set<std::string> used;
-  for (auto& p : plan.series) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "s%03d", std::max(0, p.first.series_number));
-    std::string mod = clean_token(p.first.modality, 8);
-    std::string stem = std::string(buf) + "_" + (mod.empty() ? "OT" : mod);
-    if (p.first.echo_number > 1) stem += "_e" + std::to_string(p.first.echo_number);
-    if (p.split_index > 0) stem += "_" + std::to_string(p.split_index);
-    std::string name = stem;
-    for (int n = 2; used.count(name); ++n) name = stem + "_" + std::to_string(n);
-    used.insert(name);
-    p.name = name;
-  }
   return plan;
 }
 

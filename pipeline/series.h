@@ -42,7 +42,6 @@ struct SeriesPlan {
   uint32_t n_files = 0;
   std::vector<std::string> warnings;  // non-identifying notes (e.g. "uneven slice spacing")
   int split_index = 0;                // >0 when one DICOM series gave several outputs
-  std::string name;                   // output file stem (no identifying data)
 };
 
 struct PlanFailure {

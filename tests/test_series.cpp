@@ -322,19 +322,3 @@ TEST(Mosaic, TilesAreUnpackedAlongTheCsaNormal) {
   for (const auto& s : p.sources) EXPECT_EQ(s.tile, 7 - s.z);
   EXPECT_NEAR(p.affine[2][3], 10 - 7 * 3.5, 1e-9);
 }
-
-TEST(Naming, NeutralAndCollisionFree) {
-  auto a = stack(kAxial, {0, 0, 0}, 2, {0, 1});
-  auto b = stack(kCoronal, {0, 0, 0}, 2, {0, 1});  // same series, other orientation
-  for (auto& h : a) h.modality = "M R/../x";
-  for (auto& h : b) h.modality = "M R/../x";
-  a.insert(a.end(), b.begin(), b.end());
-  auto plan = plan_series(a, all(a.size()));
-  ASSERT_EQ(plan.series.size(), 2u);
-  EXPECT_NE(plan.series[0].name, plan.series[1].name);
-  for (const auto& p : plan.series) {
-    EXPECT_EQ(p.name.rfind("s003_MRx", 0), 0u) << p.name;
-    EXPECT_EQ(p.name.find('/'), std::string::npos);
-    EXPECT_EQ(p.name.find('.'), std::string::npos);
-  }
-}

@@ -1,0 +1,108 @@
+#include "io/dicom_meta.h"
+
+#include <gdcmReader.h>
+
+#include <cmath>
+#include <stdexcept>
+
+#include "io/gdcm_text.h"
+
+namespace rapidnii::io {
+
+namespace {
+
+std::optional<double> number(const gdcm::DataSet& ds, uint16_t g, uint16_t e) {
+  auto v = parse_numbers(element_text(ds, gdcm::Tag(g, e)));
+  if (v.empty() || !std::isfinite(v[0])) return std::nullopt;
+  return v[0];
+}
+
+std::optional<int> integer(const gdcm::DataSet& ds, uint16_t g, uint16_t e) {
+  auto v = number(ds, g, e);
+  if (!v) return std::nullopt;
+  return static_cast<int>(std::lround(*v));
+}
+
+}  // namespace
+
+SeriesMeta read_series_meta(const std::filesystem::path& path) {
+  gdcm::Reader reader;
+  reader.SetFileName(path.c_str());
+  const gdcm::Tag pixel_data(0x7fe0, 0x0010);
+  if (!reader.ReadUpToTag(pixel_data, {pixel_data})) throw std::runtime_error("header cannot be read");
+  const gdcm::DataSet& ds = reader.GetFile().GetDataSet();
+  auto t = [&](uint16_t g, uint16_t e) { return element_text(ds, gdcm::Tag(g, e)); };
+
+  SeriesMeta m;
+  m.specific_character_set = t(0x0008, 0x0005);
+  m.patient_id = t(0x0010, 0x0020);
+  m.issuer_of_patient_id = t(0x0010, 0x0021);
+  m.other_patient_ids = t(0x0010, 0x1000);
+  m.patient_name = t(0x0010, 0x0010);
+  m.other_patient_names = t(0x0010, 0x1001);
+  m.patient_birth_name = t(0x0010, 0x1005);
+  m.patient_mother_birth_name = t(0x0010, 0x1060);
+  m.patient_birth_date = t(0x0010, 0x0030);
+  m.patient_age = t(0x0010, 0x1010);
+  m.patient_sex = t(0x0010, 0x0040);
+  m.accession_number = t(0x0008, 0x0050);
+  m.study_id = t(0x0020, 0x0010);
+  m.study_uid = t(0x0020, 0x000d);
+  m.referring_physician = t(0x0008, 0x0090);
+  m.performing_physician = t(0x0008, 0x1050);
+  m.operators_name = t(0x0008, 0x1070);
+  m.reading_physicians = t(0x0008, 0x1060);
+  m.requesting_physician = t(0x0032, 0x1032);
+  m.institution_name = t(0x0008, 0x0080);
+  m.institution_address = t(0x0008, 0x0081);
+  m.department = t(0x0008, 0x1040);
+  m.station_name = t(0x0008, 0x1010);
+  m.device_serial = t(0x0018, 0x1000);
+  m.study_date = t(0x0008, 0x0020);
+  m.study_time = t(0x0008, 0x0030);
+  m.series_date = t(0x0008, 0x0021);
+  m.series_time = t(0x0008, 0x0031);
+  m.acquisition_date = t(0x0008, 0x0022);
+  m.acquisition_time = t(0x0008, 0x0032);
+  m.acquisition_datetime = t(0x0008, 0x002a);
+  m.content_date = t(0x0008, 0x0023);
+
+  m.modality = t(0x0008, 0x0060);
+  m.manufacturer = t(0x0008, 0x0070);
+  m.model = t(0x0008, 0x1090);
+  m.software_versions = t(0x0018, 0x1020);
+  m.receive_coil = t(0x0018, 0x1250);
+  m.body_part = t(0x0018, 0x0015);
+  m.series_description = t(0x0008, 0x103e);
+  m.protocol_name = t(0x0018, 0x1030);
+  m.sequence_name = t(0x0018, 0x0024);
+  m.pulse_sequence_name = t(0x0018, 0x9005);
+  m.scanning_sequence = t(0x0018, 0x0020);
+  m.sequence_variant = t(0x0018, 0x0021);
+  m.scan_options = t(0x0018, 0x0022);
+  m.image_type = t(0x0008, 0x0008);
+  m.mr_acquisition_type = t(0x0018, 0x0023);
+  m.phase_encoding_direction = t(0x0018, 0x1312);
+  m.convolution_kernel = t(0x0018, 0x1210);
+  m.burned_in_annotation = t(0x0028, 0x0301);
+  m.recognizable_visual_features = t(0x0028, 0x0302);
+
+  m.field_strength = number(ds, 0x0018, 0x0087);
+  m.imaging_frequency = number(ds, 0x0018, 0x0084);
+  m.flip_angle = number(ds, 0x0018, 0x1314);
+  m.inversion_time = number(ds, 0x0018, 0x0082);
+  m.pixel_bandwidth = number(ds, 0x0018, 0x0095);
+  m.slice_thickness = number(ds, 0x0018, 0x0050);
+  m.spacing_between_slices = number(ds, 0x0018, 0x0088);
+  m.echo_time = number(ds, 0x0018, 0x0081);
+  m.repetition_time = number(ds, 0x0018, 0x0080);
+  m.kvp = number(ds, 0x0018, 0x0060);
+  m.percent_phase_fov = number(ds, 0x0018, 0x0094);
+  m.parallel_reduction = number(ds, 0x0018, 0x9069);
+  m.series_number = integer(ds, 0x0020, 0x0011);
+  m.acquisition_number = integer(ds, 0x0020, 0x0012);
+  m.echo_number = integer(ds, 0x0018, 0x0086);
+  return m;
+}
+
+}  // namespace rapidnii::io

@@ -1,0 +1,40 @@
+// The descriptive attributes of one series, read from one representative
+// file. Raw DICOM text: it is PHI and must only ever reach an output through
+// the de-identification module (pipeline/deid).
+#pragma once
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace rapidnii::io {
+
+struct SeriesMeta {
+  std::string specific_character_set;
+
+  // identity: used only to derive pseudonyms and to scrub descriptors
+  std::string patient_id, issuer_of_patient_id, other_patient_ids;
+  std::string patient_name, other_patient_names, patient_birth_name, patient_mother_birth_name;
+  std::string patient_birth_date, patient_age, patient_sex;
+  std::string accession_number, study_id, study_uid;
+  std::string referring_physician, performing_physician, operators_name, reading_physicians, requesting_physician;
+  std::string institution_name, institution_address, department, station_name, device_serial;
+  std::string study_date, study_time, series_date, series_time, acquisition_date, acquisition_time,
+      acquisition_datetime, content_date;
+
+  // kept (typed / allow-listed) or cleaned
+  std::string modality, manufacturer, model, software_versions, receive_coil, body_part;
+  std::string series_description, protocol_name;
+  std::string sequence_name, pulse_sequence_name, scanning_sequence, sequence_variant, scan_options, image_type,
+      mr_acquisition_type, phase_encoding_direction, convolution_kernel;
+  std::string burned_in_annotation, recognizable_visual_features;
+  std::optional<double> field_strength, imaging_frequency, flip_angle, inversion_time, pixel_bandwidth,
+      slice_thickness, spacing_between_slices, echo_time, repetition_time, kvp, percent_phase_fov,
+      parallel_reduction;
+  std::optional<int> series_number, acquisition_number, echo_number;
+};
+
+// Reads the header of `path` (stops before PixelData). Throws
+// std::runtime_error with a non-identifying message on failure.
+SeriesMeta read_series_meta(const std::filesystem::path& path);
+
+}  // namespace rapidnii::io

@@ -1,0 +1,194 @@
+#include "io/dicom_probe.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+
+namespace rapidnii::io {
+
+namespace {
+
+struct Walker {
+  const uint8_t* p;
+  size_t n;
+  bool explicit_vr = true;
+  bool big_endian = false;
+  ProbeResult fail = ProbeResult::Ok;
+
+  uint16_t u16(size_t at) const {
+    return big_endian ? uint16_t(p[at] << 8 | p[at + 1]) : uint16_t(p[at] | p[at + 1] << 8);
+  }
+  uint32_t u32(size_t at) const {
+    return big_endian ? (uint32_t(p[at]) << 24 | uint32_t(p[at + 1]) << 16 | uint32_t(p[at + 2]) << 8 | p[at + 3])
+                      : (uint32_t(p[at]) | uint32_t(p[at + 1]) << 8 | uint32_t(p[at + 2]) << 16 |
+                         uint32_t(p[at + 3]) << 24);
+  }
+  bool need(size_t at, size_t len, size_t end) {
+    if (at > end || len > end - at) {
+      fail = end < n ? ProbeResult::Malformed : ProbeResult::Truncated;
+      return false;
+    }
+    return true;
+  }
+
+  static bool long_vr(const char* vr) {
+    static const char* longs[] = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT", "SV", "UV"};
+    for (const char* l : longs)
+      if (vr[0] == l[0] && vr[1] == l[1]) return true;
+    return false;
+  }
+
+  // Items of a sequence whose value spans [pos, end) (defined length) or
+  // runs until a sequence delimiter (undefined: end is the parent's end).
+  bool items(size_t& pos, size_t end, bool undefined, int depth) {
+    while (pos < end || undefined) {
+      if (!need(pos, 8, end)) return false;
+      const uint16_t g = u16(pos), e = u16(pos + 2);
+      const uint32_t len = u32(pos + 4);
+      pos += 8;
+      if (g != 0xFFFE) {
+        fail = ProbeResult::Malformed;
+        return false;
+      }
+      if (e == 0xE0DD) return undefined ? true : (fail = ProbeResult::Malformed, false);
+      if (e != 0xE000) {
+        fail = ProbeResult::Malformed;
+        return false;
+      }
+      if (len == 0xFFFFFFFF) {
+        if (!elements(pos, end, true, depth + 1, nullptr)) return false;
+      } else {
+        if (!need(pos, len, end)) return false;
+        size_t ip = pos;
+        if (!elements(ip, pos + len, false, depth + 1, nullptr)) return false;
+        pos += len;
+      }
+    }
+    return true;
+  }
+
+  // Elements until `end`, an item delimiter (in_item) or PixelData (top level).
+  bool elements(size_t& pos, size_t end, bool in_item, int depth, bool* reached_pixels) {
+    if (depth > 32) {
+      fail = ProbeResult::Malformed;
+      return false;
+    }
+    while (pos < end) {
+      if (!need(pos, 8, end)) return false;
+      const uint16_t g = u16(pos), e = u16(pos + 2);
+      if (g == 0xFFFE && e == 0xE00D) {  // item delimiter
+        pos += 8;
+        if (in_item) return true;
+        fail = ProbeResult::Malformed;
+        return false;
+      }
+      if (reached_pixels && g == 0x7FE0 && e == 0x0010) {
+        *reached_pixels = true;
+        return true;
+      }
+      uint32_t len;
+      bool sq = false;
+      if (explicit_vr && g != 0xFFFE) {
+        const char vr[2] = {char(p[pos + 4]), char(p[pos + 5])};
+        if (vr[0] < 'A' || vr[0] > 'Z' || vr[1] < 'A' || vr[1] > 'Z') {
+          fail = ProbeResult::Malformed;
+          return false;
+        }
+        sq = vr[0] == 'S' && vr[1] == 'Q';
+        if (long_vr(vr)) {
+          if (!need(pos, 12, end)) return false;
+          len = u32(pos + 8);
+          pos += 12;
+        } else {
+          len = u16(pos + 6);
+          pos += 8;
+        }
+      } else {
+        len = u32(pos + 4);
+        pos += 8;
+      }
+      if (len == 0xFFFFFFFF) {
+        // undefined length: a sequence (or encapsulated data) of items
+        if (!items(pos, end, true, depth)) return false;
+        continue;
+      }
+      if (!need(pos, len, end)) return false;
+      if (sq && len > 0) {
+        size_t sp = pos;
+        if (!items(sp, pos + len, false, depth)) return false;
+      }
+      pos += len;
+    }
+    return true;
+  }
+};
+
+}  // namespace
+
+ProbeResult probe_dicom_bytes(std::span<const uint8_t> b) {
+  Walker w{b.data(), b.size()};
+  size_t pos = 0;
+  std::string ts;
+  if (b.size() >= 132 && std::memcmp(b.data() + 128, "DICM", 4) == 0) {
+    pos = 132;
+    // file meta: explicit VR little endian, group 0002
+    while (pos + 8 <= b.size() && w.u16(pos) == 0x0002) {
+      const uint16_t e = w.u16(pos + 2);
+      const char vr[2] = {char(b[pos + 4]), char(b[pos + 5])};
+      if (vr[0] < 'A' || vr[0] > 'Z' || vr[1] < 'A' || vr[1] > 'Z') return ProbeResult::Malformed;
+      uint32_t len;
+      if (Walker::long_vr(vr)) {
+        if (pos + 12 > b.size()) return ProbeResult::Truncated;
+        len = w.u32(pos + 8);
+        pos += 12;
+      } else {
+        len = w.u16(pos + 6);
+        pos += 8;
+      }
+      if (len == 0xFFFFFFFF) return ProbeResult::Malformed;
+      if (len > b.size() - pos) return ProbeResult::Truncated;
+      if (e == 0x0010) {
+        ts.assign(reinterpret_cast<const char*>(b.data() + pos), len);
+        while (!ts.empty() && (ts.back() == '\0' || ts.back() == ' ')) ts.pop_back();
+      }
+      pos += len;
+    }
+    if (pos + 8 > b.size() && pos != b.size()) return ProbeResult::Truncated;
+  } else {
+    // no preamble: accept a data set that starts with a plausible element
+    if (b.size() < 8) return ProbeResult::NotDicom;
+    const uint16_t g = w.u16(0);
+    if (g != 0x0002 && g != 0x0008) return ProbeResult::NotDicom;
+    const bool explicit_guess = b[4] >= 'A' && b[4] <= 'Z' && b[5] >= 'A' && b[5] <= 'Z';
+    ts = explicit_guess ? "1.2.840.10008.1.2.1" : "1.2.840.10008.1.2";
+  }
+  if (ts == "1.2.840.10008.1.2.1.99") return ProbeResult::Ok;  // deflated: GDCM inflates it
+  w.explicit_vr = ts != "1.2.840.10008.1.2";
+  w.big_endian = ts == "1.2.840.10008.1.2.2";
+  bool pixels = false;
+  if (!w.elements(pos, b.size(), false, 0, &pixels)) return w.fail;
+  return ProbeResult::Ok;
+}
+
+ProbeResult probe_dicom_file(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ProbeResult::NotDicom;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || st.st_size <= 0) {
+    ::close(fd);
+    return ProbeResult::NotDicom;
+  }
+  const size_t size = size_t(st.st_size);
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  if (map == MAP_FAILED) return ProbeResult::NotDicom;
+  const ProbeResult r = probe_dicom_bytes({static_cast<const uint8_t*>(map), size});
+  ::munmap(map, size);
+  return r;
+}
+
+}  // namespace rapidnii::io

@@ -1,0 +1,25 @@
+// A structural pre-check of a DICOM file, run before GDCM sees it.
+//
+// Debian's GDCM is built with assertions: some truncated or malformed files
+// make it abort the whole process. This walker checks that every element up
+// to PixelData (sequences and items included) lies inside the file and is
+// well formed, so that such files are reported and skipped instead.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <span>
+
+namespace rapidnii::io {
+
+enum class ProbeResult : uint8_t {
+  Ok,         // structure sound up to PixelData (or the end)
+  NotDicom,   // no DICM preamble and no recognisable data set
+  Truncated,  // an element runs past the end of the file
+  Malformed,  // impossible VR, length or nesting
+};
+
+ProbeResult probe_dicom_bytes(std::span<const uint8_t> bytes);
+ProbeResult probe_dicom_file(const std::filesystem::path& path);
+
+}  // namespace rapidnii::io
