@@ -31,6 +31,8 @@ const char* skip_reason_code(SkipReason r) {
     case SkipReason::BurnedInRisk: return "burned_in_risk";
     case SkipReason::TruncatedHeader: return "truncated_header";
     case SkipReason::Malformed: return "malformed";
+    case SkipReason::BrokenArchive: return "broken_archive";
+    case SkipReason::ArchiveTooLarge: return "archive_too_large";
   }
   return "unknown";
 }
@@ -47,6 +49,8 @@ const char* skip_reason_text(SkipReason r) {
     case SkipReason::BurnedInRisk: return "burned-in text risk, not converted";
     case SkipReason::TruncatedHeader: return "truncated DICOM header";
     case SkipReason::Malformed: return "malformed DICOM (impossible VR, length or nesting)";
+    case SkipReason::BrokenArchive: return "archive cannot be read to its end";
+    case SkipReason::ArchiveTooLarge: return "archive larger than the in-memory limit";
   }
   return "unknown";
 }
@@ -250,11 +254,14 @@ std::vector<double> parse_numbers(const std::string& s) {
   return out;
 }
 
-IndexResult index_dicom_file(const std::filesystem::path& path, const IndexOptions& opt) {
+IndexResult index_dicom_file(const InputFile& in, const IndexOptions& opt) {
   IndexResult r;
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec) {
+  uint64_t size = 0;
+  ProbeResult probe = ProbeResult::NotDicom;
+  if (!with_input_bytes(in, [&](std::span<const uint8_t> b) {
+        size = b.size();
+        if (size) probe = probe_dicom_bytes(b);
+      })) {
     r.skip = SkipReason::Unreadable;
     return r;
   }
@@ -262,15 +269,8 @@ IndexResult index_dicom_file(const std::filesystem::path& path, const IndexOptio
     r.skip = SkipReason::EmptyFile;
     return r;
   }
-  {
-    std::ifstream probe(path, std::ios::binary);
-    if (!probe) {
-      r.skip = SkipReason::Unreadable;
-      return r;
-    }
-  }
   // GDCM aborts on some broken files: check the structure first.
-  switch (probe_dicom_file(path)) {
+  switch (probe) {
     case ProbeResult::Ok: break;
     case ProbeResult::NotDicom: r.skip = SkipReason::NotDicom; return r;
     case ProbeResult::Truncated: r.skip = SkipReason::TruncatedHeader; return r;
@@ -278,7 +278,8 @@ IndexResult index_dicom_file(const std::filesystem::path& path, const IndexOptio
   }
   try {
     gdcm::Reader reader;
-    reader.SetFileName(path.c_str());
+    auto stream = open_input(in);
+    reader.SetStream(*stream);
     const gdcm::Tag pixel_data(0x7fe0, 0x0010);
     if (!reader.ReadUpToTag(pixel_data, {pixel_data})) {
       r.skip = SkipReason::NotDicom;

@@ -7,6 +7,8 @@
 #include <optional>
 #include <string>
 
+#include "io/input_file.h"
+
 namespace rapidnii::io {
 
 // Why a file was not indexed. Codes are stable: they appear in reports.
@@ -21,6 +23,8 @@ enum class SkipReason : uint8_t {
   BurnedInRisk,      // may carry burned-in identifying text: not converted by default
   TruncatedHeader,   // the data set ends inside an element
   Malformed,         // impossible VR, length or nesting
+  BrokenArchive,     // a .zip/.tar that cannot be read to its end
+  ArchiveTooLarge,   // an archive over the in-memory limit
 };
 const char* skip_reason_code(SkipReason r);  // e.g. "not_dicom"
 const char* skip_reason_text(SkipReason r);  // e.g. "not a DICOM file"
@@ -95,7 +99,7 @@ struct IndexResult {
 };
 
 // Reads the header of one file (stops before PixelData). Never throws.
-IndexResult index_dicom_file(const std::filesystem::path& path, const IndexOptions& opt = {});
+IndexResult index_dicom_file(const InputFile& in, const IndexOptions& opt = {});
 
 // Silences GDCM's own warning/error printing (it may print DICOM values).
 void quiet_gdcm();

@@ -25,9 +25,10 @@ std::optional<int> integer(const gdcm::DataSet& ds, uint16_t g, uint16_t e) {
 
 }  // namespace
 
-SeriesMeta read_series_meta(const std::filesystem::path& path) {
+SeriesMeta read_series_meta(const InputFile& in) {
   gdcm::Reader reader;
-  reader.SetFileName(path.c_str());
+  auto stream = open_input(in);
+  reader.SetStream(*stream);
   const gdcm::Tag pixel_data(0x7fe0, 0x0010);
   if (!reader.ReadUpToTag(pixel_data, {pixel_data})) throw std::runtime_error("header cannot be read");
   const gdcm::DataSet& ds = reader.GetFile().GetDataSet();

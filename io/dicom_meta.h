@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 
+#include "io/input_file.h"
+
 namespace rapidnii::io {
 
 struct SeriesMeta {
@@ -35,6 +37,6 @@ struct SeriesMeta {
 
 // Reads the header of `path` (stops before PixelData). Throws
 // std::runtime_error with a non-identifying message on failure.
-SeriesMeta read_series_meta(const std::filesystem::path& path);
+SeriesMeta read_series_meta(const InputFile& in);
 
 }  // namespace rapidnii::io

@@ -16,11 +16,11 @@ namespace rapidnii::io {
 // gdcm::Overlay). So the data set is read with the plain Reader and the
 // pixel data decoded from the element alone: raw bytes for the native
 // transfer syntaxes, GDCM's codecs through a bare gdcm::Image otherwise.
-bool decode_pixels(const std::filesystem::path& path, const SliceHeader& expect, std::span<std::byte> out,
-                   std::string& why) {
+bool decode_pixels(const InputFile& in, const SliceHeader& expect, std::span<std::byte> out, std::string& why) {
   try {
     gdcm::Reader reader;
-    reader.SetFileName(path.c_str());
+    auto stream = open_input(in);
+    reader.SetStream(*stream);
     if (!reader.Read()) {
       why = "pixel data cannot be read";
       return false;

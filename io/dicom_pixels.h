@@ -13,7 +13,7 @@ namespace rapidnii::io {
 // hold rows*cols*samples*(bits_allocated/8) bytes: raw stored values in
 // native byte order (BitsStored masking and sign extension are left to the
 // kernels). Returns false with a non-identifying reason on failure.
-bool decode_pixels(const std::filesystem::path& path, const SliceHeader& expect, std::span<std::byte> out,
+bool decode_pixels(const InputFile& in, const SliceHeader& expect, std::span<std::byte> out,
                    std::string& why);
 
 }  // namespace rapidnii::io

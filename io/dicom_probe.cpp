@@ -1,9 +1,5 @@
 #include "io/dicom_probe.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cstring>
 #include <string>
@@ -172,23 +168,6 @@ ProbeResult probe_dicom_bytes(std::span<const uint8_t> b) {
   bool pixels = false;
   if (!w.elements(pos, b.size(), false, 0, &pixels)) return w.fail;
   return ProbeResult::Ok;
-}
-
-ProbeResult probe_dicom_file(const std::filesystem::path& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ProbeResult::NotDicom;
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || st.st_size <= 0) {
-    ::close(fd);
-    return ProbeResult::NotDicom;
-  }
-  const size_t size = size_t(st.st_size);
-  void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  if (map == MAP_FAILED) return ProbeResult::NotDicom;
-  const ProbeResult r = probe_dicom_bytes({static_cast<const uint8_t*>(map), size});
-  ::munmap(map, size);
-  return r;
 }
 
 }  // namespace rapidnii::io

@@ -7,7 +7,6 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
-#include <filesystem>
 #include <span>
 
 namespace rapidnii::io {
@@ -20,6 +19,5 @@ enum class ProbeResult : uint8_t {
 };
 
 ProbeResult probe_dicom_bytes(std::span<const uint8_t> bytes);
-ProbeResult probe_dicom_file(const std::filesystem::path& path);
 
 }  // namespace rapidnii::io

@@ -1,45 +1,137 @@
 #include "io/file_scan.h"
 
+#include <archive.h>
+#include <archive_entry.h>
+
 #include <algorithm>
+#include <cstring>
+#include <fstream>
 #include <system_error>
 
 namespace rapidnii::io {
 
-ScanResult scan_inputs(const std::filesystem::path& root) {
+namespace {
+
+// Cheap magic-number test: zip, tar, or a compressed stream that may hold a tar.
+bool may_be_archive(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  unsigned char head[512] = {};
+  f.read(reinterpret_cast<char*>(head), sizeof head);
+  const auto n = f.gcount();
+  if (n >= 4 && std::memcmp(head, "PK\3\4", 4) == 0) return true;
+  if (n >= 262 && std::memcmp(head + 257, "ustar", 5) == 0) return true;
+  if (n >= 2 && head[0] == 0x1f && head[1] == 0x8b) return true;
+  if (n >= 3 && std::memcmp(head, "BZh", 3) == 0) return true;
+  if (n >= 6 && std::memcmp(head, "\xfd" "7zXZ", 5) == 0) return true;
+  return false;
+}
+
+enum class ArchiveRead { NotArchive, Read, Broken, TooLarge };
+
+ArchiveRead read_archive(const std::filesystem::path& p, uint64_t max_bytes, std::vector<InputFile>& out) {
+  archive* a = archive_read_new();
+  archive_read_support_filter_gzip(a);
+  archive_read_support_filter_bzip2(a);
+  archive_read_support_filter_xz(a);
+  archive_read_support_format_zip(a);
+  archive_read_support_format_tar(a);
+  archive_read_support_format_gnutar(a);
+  if (archive_read_open_filename(a, p.c_str(), 1 << 16) != ARCHIVE_OK) {
+    archive_read_free(a);
+    return ArchiveRead::NotArchive;
+  }
+  std::vector<InputFile> members;
+  uint64_t total = 0;
+  ArchiveRead result = ArchiveRead::Read;
+  archive_entry* e = nullptr;
+  bool first = true;
+  for (;;) {
+    const int r = archive_read_next_header(a, &e);
+    if (r == ARCHIVE_EOF) break;
+    if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
+      result = first ? ArchiveRead::NotArchive : ArchiveRead::Broken;
+      break;
+    }
+    first = false;
+    if (archive_entry_filetype(e) != AE_IFREG) continue;
+    const la_int64_t size = archive_entry_size(e);
+    if (size < 0 || total + uint64_t(size) > max_bytes) {
+      result = ArchiveRead::TooLarge;
+      break;
+    }
+    auto bytes = std::make_shared<std::vector<uint8_t>>(size_t(size));
+    size_t done = 0;
+    while (done < bytes->size()) {
+      const la_ssize_t got = archive_read_data(a, bytes->data() + done, bytes->size() - done);
+      if (got <= 0) break;
+      done += size_t(got);
+    }
+    if (done != bytes->size()) {
+      result = ArchiveRead::Broken;
+      break;
+    }
+    total += done;
+    const char* name = archive_entry_pathname(e);
+    members.push_back(InputFile{p, name ? name : "", std::move(bytes)});
+  }
+  archive_read_free(a);
+  if (result == ArchiveRead::Read) {
+    for (auto& m : members) out.push_back(std::move(m));
+  }
+  return result;
+}
+
+}  // namespace
+
+ScanResult scan_inputs(const std::filesystem::path& root, const ScanOptions& opt) {
   namespace fs = std::filesystem;
   ScanResult r;
+  std::vector<fs::path> paths;
   std::error_code ec;
   if (fs::is_regular_file(root, ec)) {
-    r.files.push_back(root);
-    return r;
-  }
-  fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec), end;
-  if (ec) {
-    r.unreadable_dirs++;
-    return r;
-  }
-  while (it != end) {
-    const fs::directory_entry& e = *it;
-    std::error_code e1;
-    if (e.is_symlink(e1)) {
-      // follow links to files only; never descend into linked folders
-      if (fs::is_regular_file(e.path(), e1)) r.files.push_back(e.path());
-      if (e.is_directory(e1)) it.disable_recursion_pending();
-    } else if (e.is_regular_file(e1)) {
-      r.files.push_back(e.path());
-    } else if (e.is_directory(e1)) {
-      // probe readability so that unlistable folders are counted
-      std::error_code e2;
-      fs::directory_iterator probe(e.path(), e2);
-      if (e2) r.unreadable_dirs++;
-    }
-    it.increment(ec);
-    if (ec) {
-      r.unreadable_dirs++;
-      ec.clear();
+    paths.push_back(root);
+  } else {
+    fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec), end;
+    if (ec) r.unreadable_dirs++;
+    while (!ec && it != end) {
+      const fs::directory_entry& e = *it;
+      std::error_code e1;
+      if (e.is_symlink(e1)) {
+        // follow links to files only; never descend into linked folders
+        if (fs::is_regular_file(e.path(), e1)) paths.push_back(e.path());
+        if (e.is_directory(e1)) it.disable_recursion_pending();
+      } else if (e.is_regular_file(e1)) {
+        paths.push_back(e.path());
+      } else if (e.is_directory(e1)) {
+        std::error_code e2;
+        fs::directory_iterator probe(e.path(), e2);
+        if (e2) r.unreadable_dirs++;
+      }
+      it.increment(ec);
+      if (ec) {
+        r.unreadable_dirs++;
+        ec.clear();
+      }
     }
   }
-  std::sort(r.files.begin(), r.files.end());
+  std::sort(paths.begin(), paths.end());
+  for (const auto& p : paths) {
+    if (opt.read_archives && may_be_archive(p)) {
+      std::vector<InputFile> members;
+      switch (read_archive(p, opt.max_archive_bytes, members)) {
+        case ArchiveRead::Read:
+          r.archives++;
+          std::sort(members.begin(), members.end(),
+                    [](const InputFile& a, const InputFile& b) { return a.member < b.member; });
+          for (auto& m : members) r.files.push_back(std::move(m));
+          continue;
+        case ArchiveRead::Broken: r.bad_archives.push_back(InputFile{p, "", nullptr}); continue;
+        case ArchiveRead::TooLarge: r.large_archives.push_back(InputFile{p, "", nullptr}); continue;
+        case ArchiveRead::NotArchive: break;
+      }
+    }
+    r.files.push_back(InputFile{p, "", nullptr});
+  }
   return r;
 }
 

@@ -1,18 +1,29 @@
-// Recursive input walk: every regular file under a root, any name.
+// Recursive input walk: every regular file under a root, any name; .zip and
+// .tar(.gz/.bz2/.xz) archives are read in memory as if they were folders.
 #pragma once
 #include <cstdint>
 #include <filesystem>
 #include <vector>
 
+#include "io/input_file.h"
+
 namespace rapidnii::io {
 
+struct ScanOptions {
+  bool read_archives = true;
+  uint64_t max_archive_bytes = uint64_t(4) << 30;  // uncompressed members of one archive
+};
+
 struct ScanResult {
-  std::vector<std::filesystem::path> files;  // sorted, deterministic
-  uint64_t unreadable_dirs = 0;              // folders that could not be listed
+  std::vector<InputFile> files;  // sorted, deterministic
+  uint64_t unreadable_dirs = 0;  // folders that could not be listed
+  uint64_t archives = 0;         // archives read
+  std::vector<InputFile> bad_archives;     // archives that could not be read whole
+  std::vector<InputFile> large_archives;   // archives over max_archive_bytes (not read)
 };
 
 // Walks `root` recursively. Directory symlinks are not followed (no loops);
 // symlinks to regular files are listed. Never throws for unreadable entries.
-ScanResult scan_inputs(const std::filesystem::path& root);
+ScanResult scan_inputs(const std::filesystem::path& root, const ScanOptions& opt = {});
 
 }  // namespace rapidnii::io

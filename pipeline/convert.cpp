@@ -5,6 +5,8 @@
 #include <tbb/parallel_for_each.h>
 
 #include <chrono>
+#include <cmath>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <cstring>
@@ -23,6 +25,7 @@
 #include "io/file_scan.h"
 #include "io/nifti_writer.h"
 #include "kernels/rescale.h"
+#include "pipeline/journal.h"
 #include "pipeline/layout.h"
 #include "pipeline/series.h"
 
@@ -59,7 +62,7 @@ struct Written {
 // Decodes, normalises and writes one planned series. Returns false with a
 // non-identifying reason.
 template <class T>
-bool build_and_write(const SeriesPlan& p, const std::vector<fs::path>& paths, const fs::path& out_path,
+bool build_and_write(const SeriesPlan& p, const std::vector<io::InputFile>& paths, const fs::path& out_path,
                      const std::string& descrip, kernels::Device device, int level, Written& w, std::string& why) {
   const size_t slice_vox = size_t(p.nx) * p.ny;
   const size_t nslices = size_t(p.nz) * p.nt;
@@ -154,6 +157,86 @@ void neutral_origin(SeriesPlan& p) {
   }
 }
 
+// nibabel's aff2axcodes: for each voxel axis the world direction it points to.
+std::string orientation_code(const Affine& a) {
+  std::string code;
+  for (int c = 0; c < 3; ++c) {
+    int best = 0;
+    for (int r = 1; r < 3; ++r)
+      if (std::abs(a[r][c]) > std::abs(a[best][c])) best = r;
+    const bool pos = a[best][c] > 0;
+    code.push_back(best == 0 ? (pos ? 'R' : 'L') : best == 1 ? (pos ? 'A' : 'P') : (pos ? 'S' : 'I'));
+  }
+  return code;
+}
+
+const char* nifti_type_name(io::NiftiType t) {
+  switch (t) {
+    case io::NiftiType::UInt8: return "uint8";
+    case io::NiftiType::Int8: return "int8";
+    case io::NiftiType::Int16: return "int16";
+    case io::NiftiType::UInt16: return "uint16";
+    case io::NiftiType::Int32: return "int32";
+    case io::NiftiType::UInt32: return "uint32";
+    case io::NiftiType::Float32: return "float32";
+    case io::NiftiType::Float64: return "float64";
+    case io::NiftiType::RGB24: return "rgb24";
+  }
+  return "unknown";
+}
+
+constexpr const char* kManifestHeader =
+    "subject,session,series_number,modality,datatype,suffix,shape,voxel_size_mm,data_type,orientation,path\n";
+
+std::string manifest_row(const SeriesPlan& p, const deid::SeriesContext& c, const LayoutResult& l,
+                         const std::string& modality, const std::string& rel) {
+  char vox[96];
+  double v[3];
+  for (int k = 0; k < 3; ++k)
+    v[k] = std::sqrt(p.affine[0][k] * p.affine[0][k] + p.affine[1][k] * p.affine[1][k] + p.affine[2][k] * p.affine[2][k]);
+  std::snprintf(vox, sizeof vox, "%.4gx%.4gx%.4g", v[0], v[1], v[2]);
+  std::string shape = std::to_string(p.nx) + "x" + std::to_string(p.ny) + "x" + std::to_string(p.nz);
+  if (p.nt > 1) shape += "x" + std::to_string(p.nt);
+  std::string mod;
+  for (char ch : modality)
+    if ((ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')) mod.push_back(ch);
+  return c.subject + "," + std::to_string(l.session) + "," + std::to_string(p.first.series_number) + "," + mod +
+         "," + c.bids.datatype + "," + c.bids.suffix + "," + shape + "," + vox + "," + nifti_type_name(p.out_type) +
+         "," + orientation_code(p.affine) + "," + rel + "\n";
+}
+
+std::string manifest_text(std::vector<std::string> rows) {
+  std::sort(rows.begin(), rows.end(), [](const std::string& a, const std::string& b) {
+    return a.substr(a.rfind(',') + 1) < b.substr(b.rfind(',') + 1);  // by path
+  });
+  std::string out = kManifestHeader;
+  for (const auto& r : rows) out += r;
+  return out;
+}
+
+std::string shard_suffix(const ConvertOptions& opt) {
+  if (opt.shard_count <= 0) return "";
+  return ".shard-" + std::to_string(opt.shard_index) + "-of-" + std::to_string(opt.shard_count);
+}
+
+// What makes an output: its inputs (name, size, time) and the settings.
+std::string fingerprint(const SeriesPlan& p, const std::vector<io::InputFile>& files, const ConvertOptions& opt,
+                        const std::string& key_id, const std::string& rel) {
+  std::set<uint32_t> ids;
+  for (const auto& s : p.sources) ids.insert(s.file);
+  std::string f = std::string(RAPIDNII_VERSION_STRING) + "|" + key_id + "|" + deid::profile_name(opt.profile) + "|" +
+                  std::to_string(opt.compression_level) + "|" + std::to_string(opt.neutral_origin) + "|" +
+                  std::to_string(opt.convert_burned_in_risk) + "|" + rel;
+  for (uint32_t id : ids) {
+    const io::InputFile& in = files[id];
+    std::error_code ec;
+    const auto t = fs::last_write_time(in.path, ec);
+    f += "|" + in.describe() + ":" + std::to_string(in.size()) + ":" +
+         std::to_string(ec ? 0 : t.time_since_epoch().count());
+  }
+  return sha256_hex(f);
+}
+
 std::string dataset_description(const ConvertOptions& opt) {
   nlohmann::json j;
   j["Name"] = "rapidnii conversion";
@@ -167,6 +250,43 @@ std::string dataset_description(const ConvertOptions& opt) {
 }
 
 }  // namespace
+
+std::pair<int, int> parse_shard(const std::string& s) {
+  const size_t slash = s.find('/');
+  if (slash == std::string::npos) throw std::invalid_argument("--shard takes K/N, e.g. 2/8");
+  int k = 0, n = 0;
+  try {
+    k = std::stoi(s.substr(0, slash));
+    n = std::stoi(s.substr(slash + 1));
+  } catch (...) {
+    throw std::invalid_argument("--shard takes K/N, e.g. 2/8");
+  }
+  if (n < 1 || k < 1 || k > n) throw std::invalid_argument("--shard K/N needs 1 <= K <= N");
+  return {k, n};
+}
+
+size_t merge_manifests(const fs::path& out_dir) {
+  std::vector<std::string> rows;
+  std::vector<fs::path> parts;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(out_dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("manifest.shard-", 0) == 0 && name.size() > 4 && name.substr(name.size() - 4) == ".csv") {
+      parts.push_back(e.path());
+      std::ifstream f(e.path());
+      std::string line;
+      std::getline(f, line);  // header
+      while (std::getline(f, line))
+        if (!line.empty()) rows.push_back(line + "\n");
+    }
+  }
+  if (parts.empty()) throw std::runtime_error("no shard manifests in the output folder");
+  std::sort(rows.begin(), rows.end());
+  rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+  io::write_file_atomic(out_dir / "manifest.csv", manifest_text(rows));
+  for (const auto& p : parts) fs::remove(p, ec);
+  return rows.size();
+}
 
 ConvertSummary convert(const ConvertOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -194,6 +314,8 @@ ConvertSummary convert(const ConvertOptions& opt) {
   }
   sum.key_id = key.id;
   const deid::Pseudonymizer ps(std::move(key));
+  Journal journal(state);
+  sum.temporaries_removed = remove_stale_temporaries(opt.output);
 
   std::unique_ptr<tbb::global_control> limit;
   if (opt.threads > 0)
@@ -206,6 +328,7 @@ ConvertSummary convert(const ConvertOptions& opt) {
   io::ScanResult scan = io::scan_inputs(opt.input);
   sum.files_seen = scan.files.size();
   sum.unreadable_dirs = scan.unreadable_dirs;
+  sum.archives = scan.archives;
 
   // index, in parallel
   io::IndexOptions iopt;
@@ -223,9 +346,14 @@ ConvertSummary convert(const ConvertOptions& opt) {
 
   std::vector<io::SliceHeader> headers(idx.size());
   std::vector<bool> usable(idx.size(), false);
+  for (const auto& [list, reason] : {std::pair{&scan.bad_archives, io::SkipReason::BrokenArchive},
+                                     std::pair{&scan.large_archives, io::SkipReason::ArchiveTooLarge}})
+    for (const io::InputFile& a : *list) {
+      sum.skipped[io::skip_reason_text(reason)]++;
+      report["skipped"].push_back({{"input", a.describe()}, {"reason", io::skip_reason_code(reason)}, {"detail", ""}});
+    }
   for (size_t i = 0; i < idx.size(); ++i) {
-    std::error_code e2;
-    sum.bytes_in += fs::file_size(scan.files[i], e2);
+    sum.bytes_in += scan.files[i].size();
     if (idx[i].skip == io::SkipReason::None) {
       usable[i] = true;
       sum.slices_indexed++;
@@ -234,7 +362,7 @@ ConvertSummary convert(const ConvertOptions& opt) {
       std::string reason = io::skip_reason_text(idx[i].skip);
       if (!idx[i].detail.empty()) reason += " (" + idx[i].detail + ")";
       sum.skipped[reason]++;
-      report["skipped"].push_back({{"input", scan.files[i].string()},
+      report["skipped"].push_back({{"input", scan.files[i].describe()},
                                    {"reason", io::skip_reason_code(idx[i].skip)},
                                    {"detail", idx[i].detail}});
     }
@@ -245,7 +373,7 @@ ConvertSummary convert(const ConvertOptions& opt) {
   Plan plan = plan_series(headers, usable);
   auto report_failure = [&](const std::vector<uint32_t>& files, const std::string& why) {
     nlohmann::json inputs = nlohmann::json::array();
-    for (uint32_t f : files) inputs.push_back(scan.files[f].string());
+    for (uint32_t f : files) inputs.push_back(scan.files[f].describe());
     report["failed"].push_back({{"inputs", inputs}, {"reason", why}});
   };
   for (const PlanFailure& f : plan.failures) {
@@ -322,10 +450,20 @@ ConvertSummary convert(const ConvertOptions& opt) {
     std::cerr << "rapidnii: WARNING: --convert-burned-in-risk: series that may show identifying text in their "
                  "pixels were converted; their sidecars carry BurnedInTextRisk\n";
 
+  // sharding: a keyed partition by subject, so a patient's sessions stay together
+  std::vector<char> selected(ns, 1);
+  if (opt.shard_count > 0)
+    for (size_t i = 0; i < ns; ++i) {
+      selected[i] = ps.hmac64("shard", ctx[i].subject) % uint64_t(opt.shard_count) == uint64_t(opt.shard_index - 1);
+      if (!selected[i]) sum.series_other_shards++;
+    }
+
   // decode + kernels + write, series in parallel
   std::mutex m;
+  std::vector<std::string> manifest_rows;
   tbb::parallel_for(size_t(0), ns, [&](size_t i) {
     SeriesPlan& p = plan.series[i];
+    if (!selected[i]) return;
     if (!meta_ok[i]) {
       std::lock_guard lk(m);
       sum.series_failed["header cannot be read"]++;
@@ -334,6 +472,21 @@ ConvertSummary convert(const ConvertOptions& opt) {
     if (opt.neutral_origin) neutral_origin(p);
     const fs::path rel = fs::path(layout[i].rel_dir) / (layout[i].stem + ".nii.gz");
     const fs::path rel_json = fs::path(layout[i].rel_dir) / (layout[i].stem + ".json");
+    const std::string fp = fingerprint(p, scan.files, opt, sum.key_id, rel.string());
+    const std::string row = manifest_row(p, ctx[i], layout[i], metas[i].modality, rel.string());
+    // resume: an output complete and verified in an earlier run is kept
+    if (auto done = journal.find(rel.string()); done && done->fingerprint == fp) {
+      std::error_code e3;
+      const fs::path nii = opt.output / rel, js = opt.output / rel_json;
+      if (fs::file_size(nii, e3) == done->nifti_size && !e3 && file_sha256(nii) == done->nifti_sha256 &&
+          file_sha256(js) == done->json_sha256) {
+        std::lock_guard lk(m);
+        sum.series_resumed++;
+        sum.outputs.push_back(rel.string());
+        manifest_rows.push_back(row);
+        return;
+      }
+    }
     const std::string descrip = deid::nifti_descrip(metas[i]);
     Written w;
     std::string why;
@@ -363,6 +516,13 @@ ConvertSummary convert(const ConvertOptions& opt) {
         if (!p.warnings.empty()) side["ConversionWarnings"] = p.warnings;
         io::write_file_atomic(opt.output / rel_json, side.dump(2) + "\n");
         w.bytes += side.dump(2).size() + 1;
+        JournalRow jr;
+        jr.output = rel.string();
+        jr.fingerprint = fp;
+        jr.nifti_size = fs::file_size(opt.output / rel);
+        jr.nifti_sha256 = file_sha256(opt.output / rel);
+        jr.json_sha256 = file_sha256(opt.output / rel_json);
+        journal.record(jr);
       } catch (const std::exception& e) {
         ok = false;
         why = e.what();
@@ -374,12 +534,13 @@ ConvertSummary convert(const ConvertOptions& opt) {
       sum.series_written++;
       sum.bytes_out += w.bytes;
       sum.outputs.push_back(rel.string());
+      manifest_rows.push_back(row);
       if (cleaned) sum.descriptors_cleaned++;
       for (const auto& wmsg : p.warnings) sum.warnings[wmsg]++;
       nlohmann::json inputs = nlohmann::json::array();
       std::set<uint32_t> files;
       for (const auto& s : p.sources) files.insert(s.file);
-      for (uint32_t f : files) inputs.push_back(scan.files[f].string());
+      for (uint32_t f : files) inputs.push_back(scan.files[f].describe());
       report["outputs"].push_back({{"output", rel.string()}, {"inputs", inputs}});
     } else {
       sum.series_failed[why]++;
@@ -392,11 +553,13 @@ ConvertSummary convert(const ConvertOptions& opt) {
 
   // dataset-level files
   io::write_file_atomic(opt.output / "dataset_description.json", dataset_description(opt));
-  io::write_file_atomic(opt.output / ".bidsignore", "other/\n");
+  io::write_file_atomic(opt.output / ".bidsignore", "other/\nmanifest*.csv\n");
   io::write_file_atomic(opt.output / "README",
                         std::string("Converted from DICOM by rapidnii ") + RAPIDNII_VERSION_STRING +
                             " with de-identification profile '" + deid::profile_name(opt.profile) +
                             "'. Series without a BIDS equivalent are under sub-*/ses-*/other/.\n");
+  // the dataset manifest: what a data loader reads (no identifying data)
+  io::write_file_atomic(opt.output / ("manifest" + shard_suffix(opt) + ".csv"), manifest_text(manifest_rows));
   // the private run report: input paths live only here, outside OUT_DIR
   try {
     auto sort_by = [](nlohmann::json& a, const char* k) {
@@ -406,7 +569,7 @@ ConvertSummary convert(const ConvertOptions& opt) {
     };
     sort_by(report["outputs"], "output");
     sort_by(report["failed"], "inputs");
-    io::write_file_atomic(state / "report.json", report.dump(2) + "\n", 0600);
+    io::write_file_atomic(state / ("report" + shard_suffix(opt) + ".json"), report.dump(2) + "\n", 0600);
   } catch (...) {
   }
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -415,13 +578,17 @@ ConvertSummary convert(const ConvertOptions& opt) {
 
 void print_summary(const ConvertSummary& s, std::ostream& os) {
   os << "rapidnii: " << s.series_written << " series written, " << s.failures() << " failed; " << s.files_seen
-     << " files scanned, " << s.slices_indexed << " DICOM images indexed, " << s.files_skipped()
+     << " files scanned" << (s.archives ? " (" + std::to_string(s.archives) + " archives read)" : std::string())
+     << ", " << s.slices_indexed << " DICOM images indexed, " << s.files_skipped()
      << " files skipped\n";
   for (const auto& [reason, n] : s.skipped) os << "  skipped " << n << " file(s): " << reason << "\n";
   if (s.unreadable_dirs) os << "  " << s.unreadable_dirs << " folder(s) could not be read\n";
   for (const auto& [reason, n] : s.series_failed) os << "  failed " << n << " series: " << reason << "\n";
   for (const auto& [w, n] : s.warnings) os << "  warning for " << n << " series: " << w << "\n";
   if (s.descriptors_cleaned) os << "  descriptors cleaned in " << s.descriptors_cleaned << " series\n";
+  if (s.series_resumed) os << "  " << s.series_resumed << " series already complete from an earlier run (verified)\n";
+  if (s.temporaries_removed) os << "  " << s.temporaries_removed << " stale temporary file(s) removed\n";
+  if (s.series_other_shards) os << "  " << s.series_other_shards << " series left to other shards\n";
   os << "  key " << s.key_id << (s.key_created ? " (new, kept in the state folder)" : "") << "\n";
   const double mb_in = s.bytes_in / 1e6;
   os << std::fixed << std::setprecision(1) << "  " << mb_in << " MB read, " << s.bytes_out / 1e6 << " MB written in "

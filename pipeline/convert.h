@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <iosfwd>
 #include <map>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -26,7 +27,18 @@ struct ConvertOptions {
   std::filesystem::path state_dir;  // empty: OUT_DIR + ".rapidnii-state" beside OUT_DIR
   bool convert_burned_in_risk = false;
   bool neutral_origin = false;
+
+  // archive scale
+  int shard_index = 0;  // K of --shard K/N (1-based); 0: no sharding
+  int shard_count = 0;  // N
 };
+
+// Parses "K/N" (1 <= K <= N); throws std::invalid_argument otherwise.
+std::pair<int, int> parse_shard(const std::string& s);
+
+// Joins the per-shard manifests of OUT_DIR into OUT_DIR/manifest.csv (rows
+// sorted, as a single run writes it) and removes them. Returns the row count.
+size_t merge_manifests(const std::filesystem::path& out_dir);
 
 // The state folder used for `opt` (outside OUT_DIR): key, report, journal.
 std::filesystem::path state_dir_for(const ConvertOptions& opt);
@@ -39,18 +51,23 @@ struct ConvertSummary {
   std::map<std::string, uint64_t> series_failed;  // reason -> count
   std::map<std::string, uint64_t> warnings;       // warning -> count of series
   uint64_t unreadable_dirs = 0;
+  uint64_t archives = 0;  // .zip/.tar read in memory
   uint64_t bytes_in = 0, bytes_out = 0;
   double seconds = 0;
   std::string executor;
   std::string key_id;
   bool key_created = false;
   uint64_t descriptors_cleaned = 0;
+  uint64_t series_resumed = 0;        // complete and verified from an earlier run
+  uint64_t series_other_shards = 0;   // left to the other shards
+  uint64_t temporaries_removed = 0;   // stale temporary files of a killed run
   std::vector<std::string> outputs;  // relative paths written
 
   uint64_t files_skipped() const;
   uint64_t failures() const;
   // 0 all converted, 1 something skipped or failed.
   int exit_code() const { return (files_skipped() || failures() || unreadable_dirs) ? 1 : 0; }
+  uint64_t series_done() const { return series_written + series_resumed; }
 };
 
 // Runs a conversion. Throws std::runtime_error when the run cannot proceed

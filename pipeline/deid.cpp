@@ -4,6 +4,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -89,15 +90,17 @@ Key load_or_create_key(const fs::path& state_dir, bool* created) {
   uint8_t raw[32];
   if (RAND_bytes(raw, sizeof raw) != 1) throw std::runtime_error("no random bytes for a key");
   const std::string text = hex(raw, sizeof raw) + "\n";
-  const fs::path tmp = state_dir / "key.tmp";
+  // Shards may start together: the first link() wins, the others read its key.
+  const fs::path tmp = state_dir / ("key.tmp-" + std::to_string(::getpid()));
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     f << text;
     if (!f) throw std::runtime_error("the key cannot be written to the state folder");
   }
   ::chmod(tmp.c_str(), 0600);
-  fs::rename(tmp, kp);
-  if (created) *created = true;
+  const bool won = ::link(tmp.c_str(), kp.c_str()) == 0;
+  fs::remove(tmp, ec);
+  if (created) *created = won;
   return make_key(read_key_bytes(kp));
 }
 

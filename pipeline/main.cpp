@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <iostream>
+#include <tuple>
 
 #include "pipeline/convert.h"
 
@@ -34,6 +35,14 @@ int main(int argc, char** argv) {
   conv->add_flag("--convert-burned-in-risk", opt.convert_burned_in_risk,
                  "Also convert series that may carry burned-in identifying text (marked in their sidecars)");
   conv->add_flag("--neutral-origin", opt.neutral_origin, "Move the affine origin to the centre of each volume");
+  std::string shard;
+  conv->add_option("--shard", shard,
+                   "K/N: convert only the subjects of shard K of N (a keyed partition; N processes together "
+                   "convert everything, e.g. a Slurm job array)");
+
+  std::string merge_dir;
+  auto* merge = app.add_subcommand("merge-manifests", "Join the per-shard manifests of OUT_DIR into manifest.csv");
+  merge->add_option("OUT_DIR", merge_dir, "Output folder written by the shards")->required();
 
   try {
     app.parse(argc, argv);
@@ -42,6 +51,12 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   }
   try {
+    if (merge->parsed()) {
+      const size_t rows = rapidnii::pipeline::merge_manifests(merge_dir);
+      std::cout << "rapidnii: manifest.csv written with " << rows << " rows\n";
+      return 0;
+    }
+    if (!shard.empty()) std::tie(opt.shard_index, opt.shard_count) = rapidnii::pipeline::parse_shard(shard);
     opt.device = rapidnii::kernels::parse_device(device);
     opt.profile = rapidnii::pipeline::deid::parse_profile(profile);
     auto sum = rapidnii::pipeline::convert(opt);

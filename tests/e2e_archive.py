@@ -1,0 +1,282 @@
+"""Archive-scale reliability tests (issue: resume, bad input, shards, zip/tar).
+
+Usage: e2e_archive.py RAPIDNII SCENARIO WORK_DIR
+  resume-kill   SIGKILL the converter at several points of a multi-series run,
+                rerun: the final OUT_DIR is byte-identical to an uninterrupted
+                run, no temporary file is left, and no visible output is ever
+                half-written
+  bad-input     every kind of bad input mixed among good series: no crash,
+                every good series converted, every bad file in the report with
+                a reason, exit code 1
+  shards        N=3 shards: their union equals a single run, no series twice
+  archives      the same series from a folder, a .zip and a .tar.gz: identical
+Run with Debian's /usr/bin/python3 (pydicom, numpy).
+"""
+import glob
+import gzip
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+import zipfile
+
+import numpy as np
+import pydicom
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian
+
+KEY = "archive-tests-key-0123456789abcdef"
+
+
+def write_series(folder, series_no, n_slices, size, patient, study, rng, rows=None, missing=None, echo=None):
+    os.makedirs(folder, exist_ok=True)
+    suid = "2.25.%d" % rng.integers(10**15, 10**16)
+    paths = []
+    for k in range(n_slices):
+        if missing is not None and k == missing:
+            continue
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+        meta.MediaStorageSOPInstanceUID = "2.25.%d" % rng.integers(10**15, 10**16)
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
+        ds.is_little_endian, ds.is_implicit_VR = True, False
+        ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+        ds.PatientID, ds.PatientName = patient, "Test^" + patient
+        ds.StudyInstanceUID, ds.StudyDate, ds.StudyTime = study, "20200102", "101010"
+        ds.SeriesInstanceUID, ds.SeriesNumber, ds.InstanceNumber = suid, series_no, k + 1
+        ds.Modality, ds.ProtocolName = "CT", "head ct %d" % series_no
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.ImagePositionPatient = [-100, -100, 2.5 * k]
+        ds.PixelSpacing = [0.7, 0.7]
+        ds.SliceThickness = 2.5
+        ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
+        r = rows if (rows is not None and k == n_slices // 2) else size
+        ds.Rows, ds.Columns = r, size
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+        y, x = np.mgrid[0:r, 0:size]
+        img = 1000 + 400 * np.sin(x / 9.0 + k) * np.cos(y / 7.0) + rng.normal(0, 20, (r, size))
+        img[(x - size / 2) ** 2 + (y - r / 2) ** 2 > (0.45 * size) ** 2] = 0  # air
+        ds.PixelData = img.astype("<i2").tobytes()
+        p = os.path.join(folder, "%03d_%04d" % (series_no, k))
+        ds.save_as(p, write_like_original=False)
+        paths.append(p)
+    return paths
+
+
+def convert(rapidnii, src, out, state, extra=(), timeout=None):
+    p = subprocess.run([rapidnii, "convert", src, out, "--key-file", os.path.join(os.path.dirname(out), "key"),
+                        "--state", state] + list(extra), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=timeout)
+    return p.returncode, p.stdout.decode()
+
+
+def tree(out):
+    res = {}
+    for p in glob.glob(os.path.join(out, "**", "*"), recursive=True) + glob.glob(os.path.join(out, ".*")):
+        if os.path.isfile(p):
+            res[os.path.relpath(p, out)] = open(p, "rb").read()
+    return res
+
+
+def temporaries(root):
+    return [p for p in glob.glob(os.path.join(root, "**", ".*"), recursive=True) if ".tmp-" in p]
+
+
+def setup(work):
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    open(os.path.join(work, "key"), "w").write(KEY)
+
+
+def scenario_resume_kill(rapidnii, work):
+    setup(work)
+    rng = np.random.default_rng(5)
+    src = os.path.join(work, "in")
+    for s in range(10):
+        write_series(os.path.join(src, "p%d" % (s % 3), "s%d" % s), s + 1, 40, 256, "P%d" % (s % 3), "2.25.7%d" % (s % 3),
+                     rng)
+    ref_out = os.path.join(work, "ref")
+    t0 = time.time()
+    rc, log = convert(rapidnii, src, ref_out, os.path.join(work, "ref-state"), ["--threads", "1", "--level", "9"])
+    full = time.time() - t0
+    if rc != 0:
+        raise SystemExit("FAIL: uninterrupted run exit %d\n%s" % (rc, log))
+    ref = tree(ref_out)
+    out = os.path.join(work, "out")
+    state = os.path.join(work, "state")
+    kills = 0
+    for frac in (0.15, 0.35, 0.55, 0.8):
+        p = subprocess.Popen([rapidnii, "convert", src, out, "--key-file", os.path.join(work, "key"), "--state", state,
+                              "--threads", "1", "--level", "9"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(full * frac)
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            kills += 1
+        p.wait()
+        # whatever is visible is complete
+        for nii in glob.glob(os.path.join(out, "**", "*.nii.gz"), recursive=True):
+            try:
+                gzip.decompress(open(nii, "rb").read())
+            except Exception as e:
+                raise SystemExit("FAIL: a visible output is half-written after a kill: %s" % e)
+    rc, log = convert(rapidnii, src, out, state, ["--threads", "1", "--level", "9"])
+    print(log)
+    if rc != 0:
+        raise SystemExit("FAIL: final run exit %d" % rc)
+    if kills == 0:
+        raise SystemExit("FAIL: no run was killed (the conversion finished too fast to test)")
+    if "already complete" not in log:
+        raise SystemExit("FAIL: the final run resumed nothing")
+    got = tree(out)
+    if got != ref:
+        diff = sorted(set(got) ^ set(ref)) or [k for k in ref if ref[k] != got.get(k)]
+        raise SystemExit("FAIL: resumed output differs from an uninterrupted run: %s" % diff[:5])
+    if temporaries(out):
+        raise SystemExit("FAIL: temporary files left: %s" % temporaries(out))
+    print("PASS: %d kills, then one run: %d files byte-identical to an uninterrupted run (%.1f s), no temporaries" %
+          (kills, len(got), full))
+
+
+def scenario_bad_input(rapidnii, work):
+    setup(work)
+    rng = np.random.default_rng(6)
+    src = os.path.join(work, "in")
+    good = []
+    for s in range(3):
+        good.append(write_series(os.path.join(src, "good%d" % s), s + 1, 6, 64, "G%d" % s, "2.25.91%d" % s, rng))
+    template = open(good[0][0], "rb").read()
+    bad = os.path.join(src, "bad")
+    os.makedirs(bad)
+    expected = {}
+
+    def put(name, data, reason):
+        open(os.path.join(bad, name), "wb").write(data)
+        expected[name] = reason
+    put("zero_bytes", b"", "empty_file")
+    put("truncated_header", template[:400], "truncated_header")
+    put("truncated_pixels", template[:-100], "truncated_pixel_data")
+    put("random_after_preamble", b"\0" * 128 + b"DICM" + os.urandom(3000), None)
+    bad_vr = bytearray(template)
+    i = bad_vr.index(b"\x08\x00\x60\x00CS")  # Modality element: give it an impossible VR
+    bad_vr[i + 4:i + 6] = b"c!"
+    put("wrong_vr", bytes(bad_vr), "malformed")
+    bad_len = bytearray(template)
+    j = bad_len.index(b"\x08\x00\x60\x00CS")
+    bad_len[j + 6:j + 8] = (60000).to_bytes(2, "little")  # a length past the end of the data set
+    put("wrong_length", bytes(bad_len), None)
+    put("notes.txt", b"plain text\n" * 50, "not_dicom")
+    put("photo.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + os.urandom(2000), "not_dicom")
+    dd = pydicom.dcmread(good[0][0])
+    dd.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.1.3.10"
+    for kw in ("Rows", "Columns", "PixelData", "BitsAllocated"):
+        delattr(dd, kw)
+    dd.save_as(os.path.join(bad, "DICOMDIR"), write_like_original=False)
+    expected["DICOMDIR"] = "no_image"
+    # a 4D series with a slice missing at one time point -> the series fails, reported
+    miss = os.path.join(src, "missing4d")
+    p4 = write_series(miss, 50, 4, 32, "M", "2.25.950", rng)
+    for k, p in enumerate(write_series(miss + "_t2", 50, 4, 32, "M", "2.25.950", rng, missing=2)):
+        ds = pydicom.dcmread(p)
+        ds.SeriesInstanceUID = pydicom.dcmread(p4[0]).SeriesInstanceUID
+        ds.AcquisitionNumber = 2
+        ds.save_as(p, write_like_original=False)
+    # a 3D series with a gap -> converted, uneven spacing reported
+    write_series(os.path.join(src, "gap3d"), 60, 8, 32, "N", "2.25.960", rng, missing=3)
+    # a symlink loop and a FIFO must neither hang nor crash
+    os.symlink(src, os.path.join(src, "loop"))
+    os.mkfifo(os.path.join(src, "fifo"))
+    rc, log = convert(rapidnii, src, os.path.join(work, "out"), os.path.join(work, "state"), timeout=120)
+    print(log)
+    if rc != 1:
+        raise SystemExit("FAIL: exit %d, expected 1" % rc)
+    report = json.load(open(os.path.join(work, "state", "report.json")))
+    reasons = {os.path.basename(s["input"]): s["reason"] for s in report["skipped"]}
+    for name, reason in expected.items():
+        if name not in reasons:
+            raise SystemExit("FAIL: %s not in the report" % name)
+        if reason and reasons[name] != reason:
+            raise SystemExit("FAIL: %s reported as %s, expected %s" % (name, reasons[name], reason))
+    for name in ("random_after_preamble", "wrong_length"):
+        print("  %s -> %s" % (name, reasons[name]))
+    if not any("missing slices" in f["reason"] for f in report["failed"]):
+        raise SystemExit("FAIL: the 4D series with a missing slice is not reported")
+    outs = [o["output"] for o in report["outputs"]]
+    if len(outs) != 4:  # 3 good series + the 3D series with a gap
+        raise SystemExit("FAIL: %d outputs, expected 4: %s" % (len(outs), outs))
+    if "uneven slice spacing" not in log:
+        raise SystemExit("FAIL: the gap in a 3D series is not reported")
+    print("PASS: %d bad files reported with reasons, good series converted, exit 1" % len(expected))
+
+
+def scenario_shards(rapidnii, work):
+    setup(work)
+    rng = np.random.default_rng(7)
+    src = os.path.join(work, "in")
+    for s in range(9):
+        for ses in range(2):
+            write_series(os.path.join(src, "p%d" % s, "st%d" % ses), 1 + ses, 3, 16, "PAT%d" % s, "2.25.8%d%d" % (s, ses),
+                         rng)
+    rc, log = convert(rapidnii, src, os.path.join(work, "single"), os.path.join(work, "st-single"))
+    if rc != 0:
+        raise SystemExit("FAIL: single run exit %d\n%s" % (rc, log))
+    seen = {}
+    for k in (1, 2, 3):
+        rc, log = convert(rapidnii, src, os.path.join(work, "sharded"), os.path.join(work, "st-shards"),
+                          ["--shard", "%d/3" % k])
+        if rc != 0:
+            raise SystemExit("FAIL: shard %d exit %d\n%s" % (k, rc, log))
+        rep = json.load(open(os.path.join(work, "st-shards", "report.shard-%d-of-3.json" % k)))
+        for o in rep["outputs"]:
+            if o["output"] in seen:
+                raise SystemExit("FAIL: %s converted by shards %d and %d" % (o["output"], seen[o["output"]], k))
+            seen[o["output"]] = k
+    subprocess.check_call([rapidnii, "merge-manifests", os.path.join(work, "sharded")])
+    a, b = tree(os.path.join(work, "single")), tree(os.path.join(work, "sharded"))
+    if a != b:
+        diff = sorted(set(a) ^ set(b)) or [k for k in a if a[k] != b.get(k)]
+        raise SystemExit("FAIL: union of shards differs from a single run: %s" % diff[:5])
+    per = [sum(1 for v in seen.values() if v == k) for k in (1, 2, 3)]
+    print("PASS: 3 shards wrote %s series, none twice; union byte-identical to one run (%d files)" % (per, len(a)))
+
+
+def scenario_archives(rapidnii, work):
+    setup(work)
+    rng = np.random.default_rng(8)
+    folder = os.path.join(work, "folder")
+    write_series(os.path.join(folder, "study", "s1"), 1, 5, 32, "Z1", "2.25.61", rng)
+    write_series(os.path.join(folder, "study", "s2"), 2, 4, 32, "Z1", "2.25.61", rng)
+    zdir, tdir = os.path.join(work, "zip"), os.path.join(work, "tar")
+    os.makedirs(zdir)
+    os.makedirs(tdir)
+    with zipfile.ZipFile(os.path.join(zdir, "study.zip"), "w", zipfile.ZIP_DEFLATED) as z:
+        for p in glob.glob(os.path.join(folder, "**", "*"), recursive=True):
+            if os.path.isfile(p):
+                z.write(p, os.path.relpath(p, folder))
+    with tarfile.open(os.path.join(tdir, "study.tar.gz"), "w:gz") as t:
+        t.add(os.path.join(folder, "study"), arcname="study")
+    trees = {}
+    for name, src in (("folder", folder), ("zip", zdir), ("tar", tdir)):
+        rc, log = convert(rapidnii, src, os.path.join(work, "out-" + name), os.path.join(work, "st-" + name))
+        print(log)
+        if rc != 0:
+            raise SystemExit("FAIL: %s exit %d" % (name, rc))
+        trees[name] = tree(os.path.join(work, "out-" + name))
+    if not trees["folder"] or trees["folder"] != trees["zip"] or trees["folder"] != trees["tar"]:
+        raise SystemExit("FAIL: outputs differ between folder, zip and tar.gz")
+    print("PASS: folder, .zip and .tar.gz give identical outputs (%d files)" % len(trees["folder"]))
+
+
+def main():
+    rapidnii, scenario, work = sys.argv[1:4]
+    globals()["scenario_" + scenario.replace("-", "_")](rapidnii, work)
+
+
+if __name__ == "__main__":
+    main()
