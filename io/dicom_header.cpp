@@ -1,9 +1,10 @@
 #include "io/dicom_header.h"
 #include "io/dicom_probe.h"
 #include "io/gdcm_text.h"
+#include "io/parser_guard.h"
+#include "io/siemens_csa.h"
 
 #include <gdcmAttribute.h>
-#include <gdcmCSAHeader.h>
 #include <gdcmDataSet.h>
 #include <gdcmReader.h>
 #include <gdcmTrace.h>
@@ -125,33 +126,31 @@ double dicom_time_seconds(const std::string& s) {
   return digits(0) * 3600.0 + digits(2) * 60.0 + digits(4) + frac;
 }
 
-// Values of one CSA element as numbers (GDCM stores the items '\'-joined).
-std::vector<double> csa_numbers(gdcm::CSAHeader& csa, const char* name) {
-  if (!csa.FindCSAElementByName(name)) return {};
-  const gdcm::CSAElement& el = csa.GetCSAElementByName(name);
-  const gdcm::ByteValue* bv = el.GetByteValue();
-  if (!bv || bv->GetLength() == 0) return {};
-  std::string s(bv->GetPointer(), bv->GetLength());
-  std::string clean;
-  for (char c : s) clean.push_back(c == '\0' ? ' ' : c);
-  auto v = parse_numbers(clean);
-  std::vector<double> out;
-  for (double x : v)
-    if (std::isfinite(x)) out.push_back(x);
-  return out;
-}
-
 void read_siemens_mosaic(const gdcm::DataSet& ds, SliceHeader& h) {
   if (h.image_type.find("MOSAIC") == std::string::npos) return;
-  gdcm::CSAHeader csa;
-  const gdcm::PrivateTag& t = csa.GetCSAImageHeaderInfoTag();
-  if (ds.FindDataElement(t) && csa.LoadFromDataElement(ds.GetDataElement(t))) {
-    auto n = csa_numbers(csa, "NumberOfImagesInMosaic");
-    if (!n.empty() && n[0] >= 1) h.mosaic_images = static_cast<uint16_t>(n[0]);
-    auto sn = csa_numbers(csa, "SliceNormalVector");
-    if (sn.size() == 3) {
-      h.has_slice_normal = true;
-      h.slice_normal = {sn[0], sn[1], sn[2]};
+  const gdcm::PrivateTag t(0x0029, 0x10, "SIEMENS CSA HEADER");
+  if (ds.FindDataElement(t)) {
+    const gdcm::ByteValue* bv = ds.GetDataElement(t).GetByteValue();
+    if (bv && bv->GetLength() > 0) {
+      const auto csa = parse_siemens_csa(
+          std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bv->GetPointer()), bv->GetLength()));
+      auto numbers_of = [&](const char* name) {
+        std::vector<double> v;
+        if (auto it = csa.find(name); it != csa.end())
+          for (const auto& item : it->second) {
+            char* end = nullptr;
+            const double x = std::strtod(item.c_str(), &end);
+            if (end != item.c_str() && std::isfinite(x)) v.push_back(x);
+          }
+        return v;
+      };
+      auto n = numbers_of("NumberOfImagesInMosaic");
+      if (!n.empty() && n[0] >= 1 && n[0] < 65536) h.mosaic_images = static_cast<uint16_t>(n[0]);
+      auto sn = numbers_of("SliceNormalVector");
+      if (sn.size() == 3) {
+        h.has_slice_normal = true;
+        h.slice_normal = {sn[0], sn[1], sn[2]};
+      }
     }
   }
   if (h.mosaic_images == 0) {
@@ -254,6 +253,139 @@ std::vector<double> parse_numbers(const std::string& s) {
   return out;
 }
 
+namespace {
+
+// The GDCM part of the indexer (run under the parser guard). Returns true
+// when `r` holds the answer.
+bool parse_header(const InputFile& in, const IndexOptions& opt, uint64_t size, IndexResult& r) {
+  gdcm::Reader reader;
+  auto stream = open_input(in);
+  reader.SetStream(*stream);
+  const gdcm::Tag pixel_data(0x7fe0, 0x0010);
+  if (!reader.ReadUpToTag(pixel_data, {pixel_data})) {
+    r.skip = SkipReason::NotDicom;
+    return true;
+  }
+  const gdcm::File& file = reader.GetFile();
+  const gdcm::DataSet& ds = file.GetDataSet();
+  SliceHeader& h = r.header;
+
+  h.transfer_syntax = element_text(file.GetHeader(), gdcm::Tag(0x0002, 0x0010));
+  if (h.transfer_syntax.empty()) {
+    gdcm::TransferSyntax ts = file.GetHeader().GetDataSetTransferSyntax();
+    if (const char* s = gdcm::TransferSyntax::GetTSString(ts)) h.transfer_syntax = s;
+  }
+  h.sop_class_uid = element_text(ds, gdcm::Tag(0x0008, 0x0016));
+  h.series_uid = element_text(ds, gdcm::Tag(0x0020, 0x000e));
+  h.modality = element_text(ds, gdcm::Tag(0x0008, 0x0060));
+  h.image_type = element_text(ds, gdcm::Tag(0x0008, 0x0008));
+  h.photometric = element_text(ds, gdcm::Tag(0x0028, 0x0004));
+
+  const bool has_rows = us_value<0x0028, 0x0010>(ds, h.rows);
+  const bool has_cols = us_value<0x0028, 0x0011>(ds, h.cols);
+  us_value<0x0028, 0x0100>(ds, h.bits_allocated);
+  us_value<0x0028, 0x0101>(ds, h.bits_stored);
+  us_value<0x0028, 0x0102>(ds, h.high_bit);
+  us_value<0x0028, 0x0103>(ds, h.pixel_representation);
+  if (!us_value<0x0028, 0x0002>(ds, h.samples_per_pixel)) h.samples_per_pixel = 1;
+  if (h.bits_stored == 0) h.bits_stored = h.bits_allocated;
+  if (h.high_bit == 0 || h.high_bit >= h.bits_allocated) h.high_bit = h.bits_stored - 1;
+
+  // A file that GDCM parsed "successfully" but carries no DICOM image
+  // attributes at all (random bytes read as an implicit data set) is not DICOM.
+  const bool looks_dicom = !h.sop_class_uid.empty() || !h.series_uid.empty() || !h.modality.empty() ||
+                           !h.transfer_syntax.empty();
+  if (!looks_dicom) {
+    r.skip = SkipReason::NotDicom;
+    return true;
+  }
+  h.burned_in = burned_in_risk(ds, h);
+  if (h.burned_in != BurnedInRisk::None && !opt.convert_burned_in_risk) {
+    r.skip = SkipReason::BurnedInRisk;
+    r.detail = burned_in_code(h.burned_in);
+    return true;
+  }
+  // Where PixelData starts: file meta (its preamble included) plus the
+  // encoded length of the data set read so far.
+  const gdcm::FileMetaInformation& meta = file.GetHeader();
+  const bool explicit_vr = meta.GetDataSetTransferSyntax().IsExplicit();
+  uint64_t stop = meta.GetFullLength();
+  stop += explicit_vr ? uint64_t(ds.GetLength<gdcm::ExplicitDataElement>())
+                      : uint64_t(ds.GetLength<gdcm::ImplicitDataElement>());
+  const bool deflated = h.transfer_syntax == "1.2.840.10008.1.2.1.99";  // lengths are of the inflated data
+  const bool has_pixels = deflated || stop < size;
+  if (!has_rows || !has_cols || h.rows == 0 || h.cols == 0 || h.bits_allocated == 0 || !has_pixels) {
+    r.skip = SkipReason::NoImage;
+    return true;
+  }
+
+  h.series_number = element_int(ds, gdcm::Tag(0x0020, 0x0011));
+  h.instance_number = element_int(ds, gdcm::Tag(0x0020, 0x0013));
+  h.acquisition_number = element_int(ds, gdcm::Tag(0x0020, 0x0012));
+  h.echo_number = element_int(ds, gdcm::Tag(0x0018, 0x0086));
+  h.temporal_position = element_int(ds, gdcm::Tag(0x0020, 0x0100));
+  h.number_of_frames = element_int(ds, gdcm::Tag(0x0028, 0x0008), 1);
+  if (h.number_of_frames < 1) h.number_of_frames = 1;
+  h.acquisition_time = dicom_time_seconds(element_text(ds, gdcm::Tag(0x0008, 0x0032)));
+
+  auto iop = element_numbers(ds, gdcm::Tag(0x0020, 0x0037));
+  if (iop.size() == 6) {
+    h.has_orientation = true;
+    for (int i = 0; i < 6; ++i) h.iop[i] = iop[i];
+    for (double v : iop)
+      if (!std::isfinite(v)) h.has_orientation = false;
+  }
+  auto ipp = element_numbers(ds, gdcm::Tag(0x0020, 0x0032));
+  if (ipp.size() == 3 && std::isfinite(ipp[0]) && std::isfinite(ipp[1]) && std::isfinite(ipp[2])) {
+    h.has_position = true;
+    h.ipp = {ipp[0], ipp[1], ipp[2]};
+  }
+  auto ps = element_numbers(ds, gdcm::Tag(0x0028, 0x0030));
+  if (ps.size() == 2 && ps[0] > 0 && ps[1] > 0) h.pixel_spacing = {ps[0], ps[1]};
+  element_number(ds, gdcm::Tag(0x0018, 0x0050), h.slice_thickness);
+  element_number(ds, gdcm::Tag(0x0018, 0x0088), h.spacing_between_slices);
+  double slope = 1, inter = 0;
+  const bool hs = element_number(ds, gdcm::Tag(0x0028, 0x1053), slope);
+  const bool hi = element_number(ds, gdcm::Tag(0x0028, 0x1052), inter);
+  if (hs || hi) {
+    h.has_rescale = true;
+    h.rescale_slope = (hs && slope != 0) ? slope : 1.0;
+    h.rescale_intercept = hi ? inter : 0.0;
+  }
+  element_number(ds, gdcm::Tag(0x0018, 0x0081), h.echo_time);
+  element_number(ds, gdcm::Tag(0x0018, 0x0080), h.repetition_time);
+  read_siemens_mosaic(ds, h);
+
+  if (h.bits_allocated != 8 && h.bits_allocated != 16 && h.bits_allocated != 32) {
+    r.skip = SkipReason::Unsupported;
+    r.detail = "bits allocated not 8, 16 or 32";
+    return true;
+  }
+  if (h.samples_per_pixel != 1) {
+    r.skip = SkipReason::Unsupported;
+    r.detail = "colour (samples per pixel > 1)";
+    return true;
+  }
+  if (h.number_of_frames > 1) {
+    r.skip = SkipReason::Unsupported;
+    r.detail = "multi-frame object";
+    return true;
+  }
+  // Native pixel data must be complete: stop is where PixelData begins.
+  if (is_native_transfer_syntax(h.transfer_syntax) && !deflated) {
+    const uint64_t expect = uint64_t(h.rows) * h.cols * (h.bits_allocated / 8) * h.samples_per_pixel *
+                            uint64_t(h.number_of_frames);
+    const uint64_t element_header = explicit_vr ? 12 : 8;
+    if (stop + element_header > size || size - stop - element_header < expect) {
+      r.skip = SkipReason::TruncatedPixels;
+      return true;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
 IndexResult index_dicom_file(const InputFile& in, const IndexOptions& opt) {
   IndexResult r;
   uint64_t size = 0;
@@ -276,136 +408,21 @@ IndexResult index_dicom_file(const InputFile& in, const IndexOptions& opt) {
     case ProbeResult::Truncated: r.skip = SkipReason::TruncatedHeader; return r;
     case ProbeResult::Malformed: r.skip = SkipReason::Malformed; return r;
   }
-  try {
-    gdcm::Reader reader;
-    auto stream = open_input(in);
-    reader.SetStream(*stream);
-    const gdcm::Tag pixel_data(0x7fe0, 0x0010);
-    if (!reader.ReadUpToTag(pixel_data, {pixel_data})) {
+  bool done = false;
+  auto parse = [&]() {
+    try {
+      done = parse_header(in, opt, size, r);
+    } catch (...) {
       r.skip = SkipReason::NotDicom;
-      return r;
+      r.header = SliceHeader{};
+      done = true;
     }
-    const gdcm::File& file = reader.GetFile();
-    const gdcm::DataSet& ds = file.GetDataSet();
-    SliceHeader& h = r.header;
-
-    h.transfer_syntax = element_text(file.GetHeader(), gdcm::Tag(0x0002, 0x0010));
-    if (h.transfer_syntax.empty()) {
-      gdcm::TransferSyntax ts = file.GetHeader().GetDataSetTransferSyntax();
-      if (const char* s = gdcm::TransferSyntax::GetTSString(ts)) h.transfer_syntax = s;
-    }
-    h.sop_class_uid = element_text(ds, gdcm::Tag(0x0008, 0x0016));
-    h.series_uid = element_text(ds, gdcm::Tag(0x0020, 0x000e));
-    h.modality = element_text(ds, gdcm::Tag(0x0008, 0x0060));
-    h.image_type = element_text(ds, gdcm::Tag(0x0008, 0x0008));
-    h.photometric = element_text(ds, gdcm::Tag(0x0028, 0x0004));
-
-    const bool has_rows = us_value<0x0028, 0x0010>(ds, h.rows);
-    const bool has_cols = us_value<0x0028, 0x0011>(ds, h.cols);
-    us_value<0x0028, 0x0100>(ds, h.bits_allocated);
-    us_value<0x0028, 0x0101>(ds, h.bits_stored);
-    us_value<0x0028, 0x0102>(ds, h.high_bit);
-    us_value<0x0028, 0x0103>(ds, h.pixel_representation);
-    if (!us_value<0x0028, 0x0002>(ds, h.samples_per_pixel)) h.samples_per_pixel = 1;
-    if (h.bits_stored == 0) h.bits_stored = h.bits_allocated;
-    if (h.high_bit == 0 || h.high_bit >= h.bits_allocated) h.high_bit = h.bits_stored - 1;
-
-    // A file that GDCM parsed "successfully" but carries no DICOM image
-    // attributes at all (random bytes read as an implicit data set) is not DICOM.
-    const bool looks_dicom = !h.sop_class_uid.empty() || !h.series_uid.empty() || !h.modality.empty() ||
-                             !h.transfer_syntax.empty();
-    if (!looks_dicom) {
-      r.skip = SkipReason::NotDicom;
-      return r;
-    }
-    h.burned_in = burned_in_risk(ds, h);
-    if (h.burned_in != BurnedInRisk::None && !opt.convert_burned_in_risk) {
-      r.skip = SkipReason::BurnedInRisk;
-      r.detail = burned_in_code(h.burned_in);
-      return r;
-    }
-    // Where PixelData starts: file meta (its preamble included) plus the
-    // encoded length of the data set read so far.
-    const gdcm::FileMetaInformation& meta = file.GetHeader();
-    const bool explicit_vr = meta.GetDataSetTransferSyntax().IsExplicit();
-    uint64_t stop = meta.GetFullLength();
-    stop += explicit_vr ? uint64_t(ds.GetLength<gdcm::ExplicitDataElement>())
-                        : uint64_t(ds.GetLength<gdcm::ImplicitDataElement>());
-    const bool deflated = h.transfer_syntax == "1.2.840.10008.1.2.1.99";  // lengths are of the inflated data
-    const bool has_pixels = deflated || stop < size;
-    if (!has_rows || !has_cols || h.rows == 0 || h.cols == 0 || h.bits_allocated == 0 || !has_pixels) {
-      r.skip = SkipReason::NoImage;
-      return r;
-    }
-
-    h.series_number = element_int(ds, gdcm::Tag(0x0020, 0x0011));
-    h.instance_number = element_int(ds, gdcm::Tag(0x0020, 0x0013));
-    h.acquisition_number = element_int(ds, gdcm::Tag(0x0020, 0x0012));
-    h.echo_number = element_int(ds, gdcm::Tag(0x0018, 0x0086));
-    h.temporal_position = element_int(ds, gdcm::Tag(0x0020, 0x0100));
-    h.number_of_frames = element_int(ds, gdcm::Tag(0x0028, 0x0008), 1);
-    if (h.number_of_frames < 1) h.number_of_frames = 1;
-    h.acquisition_time = dicom_time_seconds(element_text(ds, gdcm::Tag(0x0008, 0x0032)));
-
-    auto iop = element_numbers(ds, gdcm::Tag(0x0020, 0x0037));
-    if (iop.size() == 6) {
-      h.has_orientation = true;
-      for (int i = 0; i < 6; ++i) h.iop[i] = iop[i];
-      for (double v : iop)
-        if (!std::isfinite(v)) h.has_orientation = false;
-    }
-    auto ipp = element_numbers(ds, gdcm::Tag(0x0020, 0x0032));
-    if (ipp.size() == 3 && std::isfinite(ipp[0]) && std::isfinite(ipp[1]) && std::isfinite(ipp[2])) {
-      h.has_position = true;
-      h.ipp = {ipp[0], ipp[1], ipp[2]};
-    }
-    auto ps = element_numbers(ds, gdcm::Tag(0x0028, 0x0030));
-    if (ps.size() == 2 && ps[0] > 0 && ps[1] > 0) h.pixel_spacing = {ps[0], ps[1]};
-    element_number(ds, gdcm::Tag(0x0018, 0x0050), h.slice_thickness);
-    element_number(ds, gdcm::Tag(0x0018, 0x0088), h.spacing_between_slices);
-    double slope = 1, inter = 0;
-    const bool hs = element_number(ds, gdcm::Tag(0x0028, 0x1053), slope);
-    const bool hi = element_number(ds, gdcm::Tag(0x0028, 0x1052), inter);
-    if (hs || hi) {
-      h.has_rescale = true;
-      h.rescale_slope = (hs && slope != 0) ? slope : 1.0;
-      h.rescale_intercept = hi ? inter : 0.0;
-    }
-    element_number(ds, gdcm::Tag(0x0018, 0x0081), h.echo_time);
-    element_number(ds, gdcm::Tag(0x0018, 0x0080), h.repetition_time);
-    read_siemens_mosaic(ds, h);
-
-    if (h.bits_allocated != 8 && h.bits_allocated != 16 && h.bits_allocated != 32) {
-      r.skip = SkipReason::Unsupported;
-      r.detail = "bits allocated not 8, 16 or 32";
-      return r;
-    }
-    if (h.samples_per_pixel != 1) {
-      r.skip = SkipReason::Unsupported;
-      r.detail = "colour (samples per pixel > 1)";
-      return r;
-    }
-    if (h.number_of_frames > 1) {
-      r.skip = SkipReason::Unsupported;
-      r.detail = "multi-frame object";
-      return r;
-    }
-    // Native pixel data must be complete: stop is where PixelData begins.
-    if (is_native_transfer_syntax(h.transfer_syntax) && !deflated) {
-      const uint64_t expect = uint64_t(h.rows) * h.cols * (h.bits_allocated / 8) * h.samples_per_pixel *
-                              uint64_t(h.number_of_frames);
-      const uint64_t element_header = explicit_vr ? 12 : 8;
-      if (stop + element_header > size || size - stop - element_header < expect) {
-        r.skip = SkipReason::TruncatedPixels;
-        return r;
-      }
-    }
-    return r;
-  } catch (...) {
-    r.skip = SkipReason::NotDicom;
-    r.header = SliceHeader{};
-    return r;
+  };
+  if (!run_guarded(parse) || !done) {
+    r = IndexResult{};
+    r.skip = SkipReason::Malformed;
   }
+  return r;
 }
 
 }  // namespace rapidnii::io

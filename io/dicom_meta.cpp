@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "io/gdcm_text.h"
+#include "io/parser_guard.h"
 
 namespace rapidnii::io {
 
@@ -25,7 +26,9 @@ std::optional<int> integer(const gdcm::DataSet& ds, uint16_t g, uint16_t e) {
 
 }  // namespace
 
-SeriesMeta read_series_meta(const InputFile& in) {
+namespace {
+
+SeriesMeta read_meta(const InputFile& in) {
   gdcm::Reader reader;
   auto stream = open_input(in);
   reader.SetStream(*stream);
@@ -103,6 +106,23 @@ SeriesMeta read_series_meta(const InputFile& in) {
   m.series_number = integer(ds, 0x0020, 0x0011);
   m.acquisition_number = integer(ds, 0x0020, 0x0012);
   m.echo_number = integer(ds, 0x0018, 0x0086);
+  return m;
+}
+
+}  // namespace
+
+SeriesMeta read_series_meta(const InputFile& in) {
+  SeriesMeta m;
+  std::string error;
+  auto read = [&]() {
+    try {
+      m = read_meta(in);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  };
+  if (!run_guarded(read)) throw std::runtime_error("header cannot be parsed");
+  if (!error.empty()) throw std::runtime_error(error);
   return m;
 }
 

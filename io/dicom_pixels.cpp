@@ -1,4 +1,5 @@
 #include "io/dicom_pixels.h"
+#include "io/parser_guard.h"
 
 #include <gdcmImage.h>
 #include <gdcmPixelFormat.h>
@@ -16,7 +17,9 @@ namespace rapidnii::io {
 // gdcm::Overlay). So the data set is read with the plain Reader and the
 // pixel data decoded from the element alone: raw bytes for the native
 // transfer syntaxes, GDCM's codecs through a bare gdcm::Image otherwise.
-bool decode_pixels(const InputFile& in, const SliceHeader& expect, std::span<std::byte> out, std::string& why) {
+namespace {
+
+bool decode(const InputFile& in, const SliceHeader& expect, std::span<std::byte> out, std::string& why) {
   try {
     gdcm::Reader reader;
     auto stream = open_input(in);
@@ -72,6 +75,18 @@ bool decode_pixels(const InputFile& in, const SliceHeader& expect, std::span<std
     why = "pixel decoder failed";
     return false;
   }
+}
+
+}  // namespace
+
+bool decode_pixels(const InputFile& in, const SliceHeader& expect, std::span<std::byte> out, std::string& why) {
+  bool ok = false;
+  auto run = [&]() { ok = decode(in, expect, out, why); };
+  if (!run_guarded(run)) {
+    why = "pixel data cannot be decoded (parser assertion)";
+    return false;
+  }
+  return ok;
 }
 
 }  // namespace rapidnii::io

@@ -31,6 +31,15 @@ struct Walker {
     return true;
   }
 
+  static bool valid_vr(const char* vr) {
+    static const char* vrs[] = {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO", "LT", "OB", "OD",
+                                "OF", "OL", "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI",
+                                "UL", "UN", "UR", "US", "UT", "UV"};
+    for (const char* v : vrs)
+      if (vr[0] == v[0] && vr[1] == v[1]) return true;
+    return false;
+  }
+
   static bool long_vr(const char* vr) {
     static const char* longs[] = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT", "SV", "UV"};
     for (const char* l : longs)
@@ -90,7 +99,7 @@ struct Walker {
       bool sq = false;
       if (explicit_vr && g != 0xFFFE) {
         const char vr[2] = {char(p[pos + 4]), char(p[pos + 5])};
-        if (vr[0] < 'A' || vr[0] > 'Z' || vr[1] < 'A' || vr[1] > 'Z') {
+        if (!valid_vr(vr)) {
           fail = ProbeResult::Malformed;
           return false;
         }
@@ -131,11 +140,13 @@ ProbeResult probe_dicom_bytes(std::span<const uint8_t> b) {
   std::string ts;
   if (b.size() >= 132 && std::memcmp(b.data() + 128, "DICM", 4) == 0) {
     pos = 132;
+    // PS3.10: a DICM preamble is followed by the file meta group (0002)
+    if (b.size() < 140 || w.u16(132) != 0x0002) return ProbeResult::Malformed;
     // file meta: explicit VR little endian, group 0002
     while (pos + 8 <= b.size() && w.u16(pos) == 0x0002) {
       const uint16_t e = w.u16(pos + 2);
       const char vr[2] = {char(b[pos + 4]), char(b[pos + 5])};
-      if (vr[0] < 'A' || vr[0] > 'Z' || vr[1] < 'A' || vr[1] > 'Z') return ProbeResult::Malformed;
+      if (!Walker::valid_vr(vr)) return ProbeResult::Malformed;
       uint32_t len;
       if (Walker::long_vr(vr)) {
         if (pos + 12 > b.size()) return ProbeResult::Truncated;

@@ -409,7 +409,10 @@ std::atomic<uint64_t> g_temp_counter{0};
 
 }  // namespace
 
-uint64_t write_nifti_gz(const std::filesystem::path& final_path, const NiftiVolume& v, int level) {
+namespace {
+
+// Checks the volume and the output name; returns the header bytes.
+std::vector<std::byte> checked_header(const std::filesystem::path& final_path, const NiftiVolume& v) {
   validate_shape(v);
   uint64_t nvox = 1;
   for (int i = 0; i < v.ndim; ++i) {
@@ -425,11 +428,14 @@ uint64_t write_nifti_gz(const std::filesystem::path& final_path, const NiftiVolu
   if (fname.empty() || fname == "." || fname == "..") {
     throw std::invalid_argument("NIfTI: output path has no file name");
   }
+  return make_nifti_header(v, needs_nifti2(v));
+}
 
-  const std::vector<std::byte> header = make_nifti_header(v, needs_nifti2(v));
-  const std::span<const std::byte> parts[2] = {header, v.voxels};
-  const std::vector<uint8_t> gz = gzip_compress(parts, level);
-
+// Writes the bytes produced by `produce(write)` to `final_path` through a
+// synced temporary file and a rename; `write` appends bytes to the file.
+template <class Produce>
+void write_atomically(const std::filesystem::path& final_path, Produce&& produce) {
+  const std::string fname = final_path.filename().string();
   const std::filesystem::path parent = final_path.parent_path();
   if (!parent.empty()) {
     std::error_code ec;
@@ -444,7 +450,7 @@ uint64_t write_nifti_gz(const std::filesystem::path& final_path, const NiftiVolu
 
   {
     TempFile tmp(tmp_path);
-    tmp.write_all(gz.data(), gz.size());
+    produce([&](std::span<const uint8_t> bytes) { tmp.write_all(bytes.data(), bytes.size()); });
     tmp.sync_and_close();
     tmp.rename_to(final_path);
   }
@@ -455,7 +461,30 @@ uint64_t write_nifti_gz(const std::filesystem::path& final_path, const NiftiVolu
     (void)::fsync(dfd);
     ::close(dfd);
   }
+}
+
+}  // namespace
+
+uint64_t write_nifti_gz(const std::filesystem::path& final_path, const NiftiVolume& v, int level) {
+  const std::vector<std::byte> header = checked_header(final_path, v);
+  const std::span<const std::byte> parts[2] = {header, v.voxels};
+  const std::vector<uint8_t> gz = gzip_compress(parts, level);
+  write_atomically(final_path, [&](auto&& write) { write(std::span<const uint8_t>(gz)); });
   return gz.size();
+}
+
+NiftiGzResult write_nifti_gz(const std::filesystem::path& final_path, const NiftiVolume& v,
+                             const NiftiGzOptions& opt) {
+  const std::vector<std::byte> header = checked_header(final_path, v);
+  NiftiGzResult r;
+  r.choice = resolve_compression(opt.compression, v.voxels, opt.threads);
+  const std::span<const std::byte> parts[2] = {header, v.voxels};
+  // The compressed blocks are written to the temporary file as they leave
+  // the pipeline, in order: the compressed volume is never held whole.
+  write_atomically(final_path, [&](auto&& write) {
+    r.bytes = gzip_compress_parallel_to(parts, r.choice, opt.threads, opt.block_size, write);
+  });
+  return r;
 }
 
 }  // namespace rapidnii::io

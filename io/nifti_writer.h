@@ -1,5 +1,7 @@
 // NIfTI-1 / NIfTI-2 header construction and atomic .nii.gz writing.
 #pragma once
+#include "io/gzip.h"
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -61,5 +63,34 @@ std::array<double, 4> quaternion_from_matrix(const std::array<std::array<double,
 // size, ndim/dim, datatype) or an invalid level. Missing parent directories are
 // created. The temporary file is "." + file name + ".tmp-<pid>-<counter>".
 uint64_t write_nifti_gz(const std::filesystem::path& final_path, const NiftiVolume& v, int level = 6);
+
+// How write_nifti_gz compresses.
+struct NiftiGzOptions {
+  // A policy (choose per volume from a sample of its voxels) or a fixed
+  // compressor and level; see io/gzip.h.
+  CompressionSetting compression{};
+  // Threads compressing this one volume (gzip_compress_parallel): <= 0 = the
+  // calling oneTBB arena, 1 = the calling thread only. The bytes written do
+  // not depend on it.
+  int threads = 0;
+  // Deflate block size; 0 = default_block_size(choice).
+  size_t block_size = 0;
+};
+
+struct NiftiGzResult {
+  uint64_t bytes = 0;              // size of the .nii.gz written
+  CompressionChoice choice{};      // compressor and level used
+};
+
+// As above, but the header and voxels are compressed by
+// gzip_compress_parallel_to (one gzip member, blocks in parallel, written to
+// the temporary file in order as they are done) with the compressor chosen by
+// `opt.compression` (resolve_compression over the voxels). The voxel buffer
+// is not copied (only the one block that holds the end of the header and the
+// start of the voxels is) and the compressed volume is never held whole. Same
+// errors, temporary file and atomic rename; the file's bytes do not depend on
+// opt.threads.
+NiftiGzResult write_nifti_gz(const std::filesystem::path& final_path, const NiftiVolume& v,
+                             const NiftiGzOptions& opt);
 
 }  // namespace rapidnii::io

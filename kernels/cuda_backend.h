@@ -5,8 +5,11 @@
 // uint32_t and int32_t.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 
 #include "kernels/bits.h"
+#include "kernels/deface_kernels.h"
+#include "kernels/reorient.h"
 
 namespace rapidnii::kernels::cuda_backend {
 
@@ -23,5 +26,22 @@ void normalize_stored_bits(T* data, std::size_t n, StoredBits<T> op);
 template <class T>
 void rescale_to_float(const T* in, float* out, std::size_t n, const double* slope,
                       const double* inter, std::size_t per_slice);
+
+// Reorientation (reorient.h). q is the output axis fed by the input's fastest
+// axis; scatter = the inverse map (reorient_back). Also instantiated for float.
+template <class T>
+void reorient(const T* in, T* out, const ReorientMap& m, std::int64_t nt, bool scatter, int q);
+
+// Defacing (deface.h): the two full-resolution passes. f holds host pointers
+// (f.vol: n_vox voxels; f.mean/maxv/inside: n_cells cells; f.cells, f.smooth:
+// n_cells and n_smooth entries, smooth may be empty); the functor is rebuilt
+// on device copies. deface_apply returns the number of voxels changed.
+// Instantiated for uint8_t, int8_t, uint16_t, int16_t, int32_t, float.
+template <class T>
+void deface_downsample(const deface_detail::Downsample<T>& f, std::size_t n_vox,
+                       std::size_t n_cells);
+template <class T>
+std::uint64_t deface_apply(const deface_detail::Apply<T>& f, std::size_t n_vox, std::size_t n_cells,
+                           std::size_t n_smooth);
 
 }  // namespace rapidnii::kernels::cuda_backend

@@ -16,15 +16,19 @@
 #include <ostream>
 #include <set>
 #include <stdexcept>
+#include <type_traits>
 #include <sys/stat.h>
 
 #include "io/atomic_file.h"
 #include "io/dicom_header.h"
 #include "io/dicom_meta.h"
 #include "io/dicom_pixels.h"
+#include "io/gzip.h"
 #include "io/file_scan.h"
 #include "io/nifti_writer.h"
+#include "kernels/deface.h"
 #include "kernels/rescale.h"
+#include "kernels/reorient.h"
 #include "pipeline/journal.h"
 #include "pipeline/layout.h"
 #include "pipeline/series.h"
@@ -57,13 +61,77 @@ bool is_inside(const fs::path& child, const fs::path& parent) {
 
 struct Written {
   uint64_t bytes = 0;
+  std::string compressor;
+  std::string face_status;  // deface outcome ("face removed", "not a head: ...")
+  std::string face_note;    // for the sidecar when the face was altered
 };
+
+// Voxel work after decoding, chosen per run.
+struct VoxelOptions {
+  kernels::Orient orient = kernels::Orient::Native;
+  kernels::DefaceMode deface = kernels::DefaceMode::Off;
+  uint64_t seed = 0;  // keyed per output: the same input gives the same bytes
+};
+
+// The geometry an output ends up with (after --orient).
+struct FinalGeometry {
+  Affine affine;
+  std::array<int64_t, 3> dims;
+  kernels::ReorientPlan plan;
+};
+
+FinalGeometry final_geometry(const SeriesPlan& p, kernels::Orient orient) {
+  FinalGeometry g;
+  g.dims = {p.nx, p.ny, p.nz};
+  g.affine = p.affine;
+  g.plan = kernels::plan_reorient(p.affine, g.dims, orient);
+  if (!g.plan.identity()) {
+    g.affine = g.plan.out_affine;
+    g.dims = g.plan.out_dims;
+  }
+  return g;
+}
+
+// Defacing (every volume of a 4D series gets the mask of the first) and
+// reorientation, on the output voxels (stored integers or float).
+template <class U>
+void deface_and_reorient(const SeriesPlan& p, std::vector<U>& data, double slope, double inter,
+                         const std::string& modality, const VoxelOptions& vo, kernels::Device device, Written& w,
+                         io::NiftiVolume& v) {
+  const std::array<int64_t, 3> dims{p.nx, p.ny, p.nz};
+  const size_t per_volume = size_t(p.nx) * p.ny * p.nz;
+  if (vo.deface != kernels::DefaceMode::Off) {
+    if constexpr (std::is_same_v<U, uint32_t>) {
+      w.face_status = "not defaced: unsupported data type";
+    } else {
+      const kernels::Contrast contrast = kernels::contrast_from_modality(modality);
+      const kernels::DefaceMask mask = kernels::deface_mask<U>(
+          device, std::span<const U>(data.data(), per_volume), dims, p.affine, slope, inter, contrast);
+      kernels::DefaceReport rep;
+      for (int t = 0; t < p.nt; ++t) {
+        rep = kernels::deface_apply<U>(device, std::span<U>(data.data() + per_volume * t, per_volume), dims,
+                                       p.affine, slope, inter, mask, vo.deface, vo.seed ^ uint64_t(t));
+      }
+      w.face_status = rep.status;
+      if (rep.altered) w.face_note = rep.method;
+    }
+  }
+  const FinalGeometry g = final_geometry(p, vo.orient);
+  if (!g.plan.identity()) {
+    std::vector<U> out(data.size());
+    kernels::reorient<U>(device, std::span<const U>(data), std::span<U>(out), dims, p.nt, g.plan);
+    data.swap(out);
+  }
+  v.affine = g.affine;
+  v.dim = {g.dims[0], g.dims[1], g.dims[2], p.nt, 1, 1, 1};
+}
 
 // Decodes, normalises and writes one planned series. Returns false with a
 // non-identifying reason.
 template <class T>
 bool build_and_write(const SeriesPlan& p, const std::vector<io::InputFile>& paths, const fs::path& out_path,
-                     const std::string& descrip, kernels::Device device, int level, Written& w, std::string& why) {
+                     const std::string& descrip, const std::string& modality, const VoxelOptions& vo,
+                     kernels::Device device, const io::CompressionSetting& comp, Written& w, std::string& why) {
   const size_t slice_vox = size_t(p.nx) * p.ny;
   const size_t nslices = size_t(p.nz) * p.nt;
   std::vector<T> vol(slice_vox * nslices);
@@ -119,16 +187,24 @@ bool build_and_write(const SeriesPlan& p, const std::vector<io::InputFile>& path
     fvol.resize(vol.size());
     kernels::rescale_to_float<T>(device, std::span<const T>(vol), std::span<float>(fvol), p.slopes, p.inters,
                                  slice_vox);
+    vol = {};
+    deface_and_reorient<float>(p, fvol, 1.0, 0.0, modality, vo, device, w, v);
     v.voxels = std::as_bytes(std::span<const float>(fvol));
     v.scl_slope = 1;
     v.scl_inter = 0;
   } else {
+    deface_and_reorient<T>(p, vol, p.scl_slope, p.scl_inter, modality, vo, device, w, v);
     v.voxels = std::as_bytes(std::span<const T>(vol));
     v.scl_slope = p.scl_slope;
     v.scl_inter = p.scl_inter;
   }
   try {
-    w.bytes = io::write_nifti_gz(out_path, v, level);
+    io::NiftiGzOptions o;
+    o.compression = comp;
+    o.threads = 0;  // the caller's oneTBB arena: blocks of this volume on every free core
+    const io::NiftiGzResult res = io::write_nifti_gz(out_path, v, o);
+    w.bytes = res.bytes;
+    w.compressor = io::to_string(res.choice);
   } catch (const std::exception& e) {
     why = e.what();
     return false;
@@ -188,21 +264,21 @@ const char* nifti_type_name(io::NiftiType t) {
 constexpr const char* kManifestHeader =
     "subject,session,series_number,modality,datatype,suffix,shape,voxel_size_mm,data_type,orientation,path\n";
 
-std::string manifest_row(const SeriesPlan& p, const deid::SeriesContext& c, const LayoutResult& l,
-                         const std::string& modality, const std::string& rel) {
+std::string manifest_row(const SeriesPlan& p, const FinalGeometry& g, const deid::SeriesContext& c,
+                         const LayoutResult& l, const std::string& modality, const std::string& rel) {
   char vox[96];
   double v[3];
-  for (int k = 0; k < 3; ++k)
-    v[k] = std::sqrt(p.affine[0][k] * p.affine[0][k] + p.affine[1][k] * p.affine[1][k] + p.affine[2][k] * p.affine[2][k]);
+  const Affine& a = g.affine;
+  for (int k = 0; k < 3; ++k) v[k] = std::sqrt(a[0][k] * a[0][k] + a[1][k] * a[1][k] + a[2][k] * a[2][k]);
   std::snprintf(vox, sizeof vox, "%.4gx%.4gx%.4g", v[0], v[1], v[2]);
-  std::string shape = std::to_string(p.nx) + "x" + std::to_string(p.ny) + "x" + std::to_string(p.nz);
+  std::string shape = std::to_string(g.dims[0]) + "x" + std::to_string(g.dims[1]) + "x" + std::to_string(g.dims[2]);
   if (p.nt > 1) shape += "x" + std::to_string(p.nt);
   std::string mod;
   for (char ch : modality)
     if ((ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')) mod.push_back(ch);
   return c.subject + "," + std::to_string(l.session) + "," + std::to_string(p.first.series_number) + "," + mod +
          "," + c.bids.datatype + "," + c.bids.suffix + "," + shape + "," + vox + "," + nifti_type_name(p.out_type) +
-         "," + orientation_code(p.affine) + "," + rel + "\n";
+         "," + orientation_code(g.affine) + "," + rel + "\n";
 }
 
 std::string manifest_text(std::vector<std::string> rows) {
@@ -225,7 +301,7 @@ std::string fingerprint(const SeriesPlan& p, const std::vector<io::InputFile>& f
   std::set<uint32_t> ids;
   for (const auto& s : p.sources) ids.insert(s.file);
   std::string f = std::string(RAPIDNII_VERSION_STRING) + "|" + key_id + "|" + deid::profile_name(opt.profile) + "|" +
-                  std::to_string(opt.compression_level) + "|" + std::to_string(opt.neutral_origin) + "|" +
+                  opt.compression + "|" + opt.orient + "|" + opt.deface + "|" + std::to_string(opt.neutral_origin) + "|" +
                   std::to_string(opt.convert_burned_in_risk) + "|" + rel;
   for (uint32_t id : ids) {
     const io::InputFile& in = files[id];
@@ -314,6 +390,12 @@ ConvertSummary convert(const ConvertOptions& opt) {
   }
   sum.key_id = key.id;
   const deid::Pseudonymizer ps(std::move(key));
+  const io::CompressionSetting compression = io::parse_compression(opt.compression);
+  VoxelOptions voxel_options;
+  voxel_options.orient = kernels::parse_orient(opt.orient);
+  // defacing: off by default, face removal in the strict profile
+  voxel_options.deface = kernels::parse_deface_mode(
+      opt.deface.empty() ? (opt.profile == deid::Profile::Strict ? "remove" : "off") : opt.deface);
   Journal journal(state);
   sum.temporaries_removed = remove_stale_temporaries(opt.output);
 
@@ -473,7 +555,8 @@ ConvertSummary convert(const ConvertOptions& opt) {
     const fs::path rel = fs::path(layout[i].rel_dir) / (layout[i].stem + ".nii.gz");
     const fs::path rel_json = fs::path(layout[i].rel_dir) / (layout[i].stem + ".json");
     const std::string fp = fingerprint(p, scan.files, opt, sum.key_id, rel.string());
-    const std::string row = manifest_row(p, ctx[i], layout[i], metas[i].modality, rel.string());
+    const std::string row =
+        manifest_row(p, final_geometry(p, voxel_options.orient), ctx[i], layout[i], metas[i].modality, rel.string());
     // resume: an output complete and verified in an earlier run is kept
     if (auto done = journal.find(rel.string()); done && done->fingerprint == fp) {
       std::error_code e3;
@@ -493,26 +576,30 @@ ConvertSummary convert(const ConvertOptions& opt) {
     bool ok = false;
     const bool sign = p.first.pixel_representation == 1;
     const fs::path out_path = opt.output / rel;
-    const int lvl = opt.compression_level;
+    const io::CompressionSetting& lvl = compression;
+    VoxelOptions vo = voxel_options;
+    vo.seed = ps.hmac64("deface", rel.string());
     switch (p.first.bits_allocated) {
       case 8:
-        ok = sign ? build_and_write<int8_t>(p, scan.files, out_path, descrip, device, lvl, w, why)
-                  : build_and_write<uint8_t>(p, scan.files, out_path, descrip, device, lvl, w, why);
+        ok = sign ? build_and_write<int8_t>(p, scan.files, out_path, descrip, metas[i].modality, vo, device, lvl, w, why)
+                  : build_and_write<uint8_t>(p, scan.files, out_path, descrip, metas[i].modality, vo, device, lvl, w, why);
         break;
       case 16:
-        ok = sign ? build_and_write<int16_t>(p, scan.files, out_path, descrip, device, lvl, w, why)
-                  : build_and_write<uint16_t>(p, scan.files, out_path, descrip, device, lvl, w, why);
+        ok = sign ? build_and_write<int16_t>(p, scan.files, out_path, descrip, metas[i].modality, vo, device, lvl, w, why)
+                  : build_and_write<uint16_t>(p, scan.files, out_path, descrip, metas[i].modality, vo, device, lvl, w, why);
         break;
       case 32:
-        ok = sign ? build_and_write<int32_t>(p, scan.files, out_path, descrip, device, lvl, w, why)
-                  : build_and_write<uint32_t>(p, scan.files, out_path, descrip, device, lvl, w, why);
+        ok = sign ? build_and_write<int32_t>(p, scan.files, out_path, descrip, metas[i].modality, vo, device, lvl, w, why)
+                  : build_and_write<uint32_t>(p, scan.files, out_path, descrip, metas[i].modality, vo, device, lvl, w, why);
         break;
       default: why = "unsupported bits allocated";
     }
     bool cleaned = false;
     if (ok) {
       try {
-        nlohmann::json side = deid::make_sidecar(metas[i], ctx[i], ps, &cleaned);
+        deid::SeriesContext c = ctx[i];
+        c.face_note = w.face_note;
+        nlohmann::json side = deid::make_sidecar(metas[i], c, ps, &cleaned);
         if (!p.warnings.empty()) side["ConversionWarnings"] = p.warnings;
         io::write_file_atomic(opt.output / rel_json, side.dump(2) + "\n");
         w.bytes += side.dump(2).size() + 1;
@@ -535,6 +622,8 @@ ConvertSummary convert(const ConvertOptions& opt) {
       sum.bytes_out += w.bytes;
       sum.outputs.push_back(rel.string());
       manifest_rows.push_back(row);
+      sum.compressors[w.compressor]++;
+      if (!w.face_status.empty()) sum.deface[w.face_status]++;
       if (cleaned) sum.descriptors_cleaned++;
       for (const auto& wmsg : p.warnings) sum.warnings[wmsg]++;
       nlohmann::json inputs = nlohmann::json::array();
@@ -594,6 +683,12 @@ void print_summary(const ConvertSummary& s, std::ostream& os) {
   os << std::fixed << std::setprecision(1) << "  " << mb_in << " MB read, " << s.bytes_out / 1e6 << " MB written in "
      << std::setprecision(2) << s.seconds << " s (" << std::setprecision(1)
      << (s.seconds > 0 ? mb_in / s.seconds : 0.0) << " MB/s input); executor: " << s.executor << "\n";
+  for (const auto& [status, n] : s.deface) os << "  deface: " << status << " in " << n << " series\n";
+  if (!s.compressors.empty()) {
+    os << "  gzip:";
+    for (const auto& [c, n] : s.compressors) os << " " << c << " x" << n;
+    os << "\n";
+  }
 }
 
 }  // namespace rapidnii::pipeline

@@ -18,7 +18,9 @@ struct ConvertOptions {
   std::filesystem::path output;
   int threads = 0;  // 0: all cores
   kernels::Device device = kernels::Device::Auto;
-  int compression_level = 6;  // libdeflate level
+  std::string compression = "default";
+  std::string orient = "native";  // native | RAS | LAS | LPS
+  std::string deface;             // blur | remove | off; empty: off (remove in the strict profile)  // fast | default | small | 0-12 | libdeflate-N | isal-N
 
   // de-identification
   deid::Profile profile = deid::Profile::Research;
@@ -62,6 +64,8 @@ struct ConvertSummary {
   uint64_t series_other_shards = 0;   // left to the other shards
   uint64_t temporaries_removed = 0;   // stale temporary files of a killed run
   std::vector<std::string> outputs;  // relative paths written
+  std::map<std::string, uint64_t> compressors;  // chosen compressor -> series
+  std::map<std::string, uint64_t> deface;       // deface outcome -> series
 
   uint64_t files_skipped() const;
   uint64_t failures() const;

@@ -769,6 +769,9 @@ nlohmann::json make_sidecar(const io::SeriesMeta& m, const SeriesContext& c, con
         codes.push_back({{"CodeValue", "113107"}, {"CodingSchemeDesignator", "DCM"},
                          {"CodeMeaning", "Retain Longitudinal Temporal Information Modified Dates Option"}});
     }
+    if (!c.face_note.empty())
+      codes.push_back({{"CodeValue", "113102"}, {"CodingSchemeDesignator", "DCM"},
+                       {"CodeMeaning", "Clean Recognizable Visual Features Option"}});
     j["DeidentificationMethodCodeSequence"] = codes;
   } else {
     j["ContainsPHI"] = true;

@@ -5,6 +5,7 @@
 #include <iostream>
 #include <tuple>
 
+#include "io/gzip.h"
 #include "pipeline/convert.h"
 
 int main(int argc, char** argv) {
@@ -20,7 +21,10 @@ int main(int argc, char** argv) {
   conv->add_option("--threads", opt.threads, "Worker threads (0: all cores)")->check(CLI::NonNegativeNumber);
   conv->add_option("--device", device, "Kernel executor: auto, cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  conv->add_option("--level", opt.compression_level, "Deflate level 1-12 (libdeflate)")->check(CLI::Range(1, 12));
+  conv->add_option("--compression", opt.compression,
+                   "fast (up to 1.15x gzip -6 size), default (at most 1.02x gzip -6, fastest that fits, chosen per "
+                   "volume), small, or a level 0-12 / libdeflate-N / isal-N");
+  conv->add_option("--level", opt.compression, "Same as --compression with a number (kept for scripts)");
   std::string profile = "research";
   conv->add_option("--profile", profile,
                    "De-identification profile: research (default), strict, or limited (keeps identity; "
@@ -35,6 +39,12 @@ int main(int argc, char** argv) {
   conv->add_flag("--convert-burned-in-risk", opt.convert_burned_in_risk,
                  "Also convert series that may carry burned-in identifying text (marked in their sidecars)");
   conv->add_flag("--neutral-origin", opt.neutral_origin, "Move the affine origin to the centre of each volume");
+  conv->add_option("--orient", opt.orient,
+                   "Stored voxel order: native (as dcm2niix), RAS, LAS or LPS; the world grid is unchanged")
+      ->check(CLI::IsMember({"native", "RAS", "LAS", "LPS", "ras", "las", "lps"}));
+  conv->add_option("--deface", opt.deface,
+                   "Face of head scans: blur, remove or off (default off; remove in the strict profile)")
+      ->check(CLI::IsMember({"blur", "remove", "off"}));
   std::string shard;
   conv->add_option("--shard", shard,
                    "K/N: convert only the subjects of shard K of N (a keyed partition; N processes together "
@@ -57,6 +67,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (!shard.empty()) std::tie(opt.shard_index, opt.shard_count) = rapidnii::pipeline::parse_shard(shard);
+    (void)rapidnii::io::parse_compression(opt.compression);  // reject a bad value before any work
     opt.device = rapidnii::kernels::parse_device(device);
     opt.profile = rapidnii::pipeline::deid::parse_profile(profile);
     auto sum = rapidnii::pipeline::convert(opt);

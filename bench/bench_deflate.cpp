@@ -1,0 +1,178 @@
+// Deflate throughput and size per compressor, level and thread count.
+//
+// Data: a generated CT-like int16 volume, 512x512x64 (32 MiB: padding
+// outside the field of view, air at -1000 HU with noise, a body of smoothly
+// varying soft tissue with noise, bone rim, lungs), or the raw bytes of the
+// file named by RAPIDNII_BENCH_FILE (e.g. an uncompressed .nii).
+//
+// Counters: bytes_per_second = input bytes compressed per wall second;
+// ratio = output / input; vs_gzip6 = output / zlib level 6 output of the same
+// bytes (the size dcm2niix + pigz would write). Benchmarks:
+//   zlib/6                   one zlib stream (gzip -6 / pigz -6 per core)
+//   raw/<engine-level>       one stream by that compressor, one thread
+//   parallel/<engine-level>/threads:N   gzip_compress_parallel (blocks,
+//                            ISA-L dictionary, libdeflate block walk, CRC)
+//   choose/<policy>          choose_compression on the whole volume
+#include "io/gzip.h"
+
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+using rapidnii::io::CompressionChoice;
+using Bytes = std::vector<std::byte>;
+
+uint64_t next_rand(uint64_t& s) {
+  s ^= s << 13;
+  s ^= s >> 7;
+  s ^= s << 17;
+  return s;
+}
+
+Bytes ct_volume(int nx, int ny, int nz) {
+  Bytes out(static_cast<size_t>(nx) * ny * nz * 2);
+  uint64_t s = 0x9E3779B97F4A7C15ull + 7;
+  auto gauss = [&] {
+    double t = 0;
+    for (int k = 0; k < 4; ++k) t += static_cast<double>(next_rand(s) >> 11) * 0x1.0p-53;
+    return (t - 2.0) * 1.7320508;
+  };
+  size_t at = 0;
+  for (int z = 0; z < nz; ++z) {
+    const double zf = nz > 1 ? static_cast<double>(z) / (nz - 1) : 0.5;
+    const double a = nx * (0.30 + 0.08 * std::sin(3.0 * zf)), b = ny * (0.24 + 0.05 * std::cos(2.0 * zf));
+    for (int y = 0; y < ny; ++y) {
+      for (int x = 0; x < nx; ++x) {
+        const double dx = x - nx / 2.0, dy = y - ny / 2.0;
+        double v;
+        if (dx * dx + dy * dy > 0.24 * nx * nx) {
+          v = -1024;
+        } else {
+          const double rr = (dx * dx) / (a * a) + (dy * dy) / (b * b);
+          if (rr > 1.0) {
+            v = -1000 + 5 * gauss();
+          } else if (rr > 0.86) {
+            v = 700 + 250 * std::sin(0.05 * x + 0.07 * y) + 30 * gauss();
+          } else {
+            const double lx = std::fabs(dx) - 0.45 * a, ly = dy;
+            if ((lx * lx) / (0.3 * a * 0.3 * a) + (ly * ly) / (0.6 * b * 0.6 * b) < 1.0) {
+              v = -850 + 40 * std::sin(0.2 * x) * std::cos(0.15 * y) + 15 * gauss();
+            } else {
+              v = 40 + 25 * std::sin(0.031 * x + zf) * std::cos(0.027 * y) + 10 * std::sin(0.11 * x) + 12 * gauss();
+            }
+          }
+        }
+        const auto u = static_cast<uint16_t>(static_cast<int16_t>(std::lround(v)));
+        out[at++] = static_cast<std::byte>(u & 0xff);
+        out[at++] = static_cast<std::byte>(u >> 8);
+      }
+    }
+  }
+  return out;
+}
+
+const Bytes& data() {
+  static const Bytes d = [] {
+    if (const char* f = std::getenv("RAPIDNII_BENCH_FILE")) {
+      std::ifstream in(f, std::ios::binary | std::ios::ate);
+      const auto n = static_cast<std::streamoff>(in.tellg());
+      if (in && n > 0) {
+        Bytes b(static_cast<size_t>(n));
+        in.seekg(0);
+        in.read(reinterpret_cast<char*>(b.data()), n);
+        if (in) return b;
+      }
+    }
+    return ct_volume(512, 512, 64);
+  }();
+  return d;
+}
+
+double gzip6_size() {
+  static const double s = static_cast<double>(rapidnii::io::zlib_deflate_size(data(), 6) + 18);
+  return s;
+}
+
+void set_counters(benchmark::State& st, double out_bytes) {
+  st.SetBytesProcessed(static_cast<int64_t>(st.iterations() * data().size()));
+  st.counters["ratio"] = out_bytes / static_cast<double>(data().size());
+  st.counters["vs_gzip6"] = out_bytes / gzip6_size();
+}
+
+void bm_zlib(benchmark::State& st) {
+  size_t n = 0;
+  for (auto _ : st) n = rapidnii::io::zlib_deflate_size(data(), 6) + 18;
+  set_counters(st, static_cast<double>(n));
+}
+
+void bm_raw(benchmark::State& st, CompressionChoice c) {
+  size_t n = 0;
+  for (auto _ : st) n = rapidnii::io::deflate_size(data(), c) + 18;
+  set_counters(st, static_cast<double>(n));
+}
+
+void bm_parallel(benchmark::State& st, CompressionChoice c) {
+  const int threads = static_cast<int>(st.range(0));
+  const std::span<const std::byte> parts[1] = {data()};
+  size_t n = 0;
+  for (auto _ : st) {
+    auto gz = rapidnii::io::gzip_compress_parallel(parts, c, threads);
+    n = gz.size();
+    benchmark::DoNotOptimize(gz.data());
+  }
+  set_counters(st, static_cast<double>(n));
+}
+
+void bm_choose(benchmark::State& st, rapidnii::io::CompressionPolicy p, int threads) {
+  CompressionChoice c;
+  for (auto _ : st) c = rapidnii::io::choose_compression(data(), p, threads);
+  st.SetLabel(rapidnii::io::to_string(c));
+  st.SetBytesProcessed(static_cast<int64_t>(st.iterations() * data().size()));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<CompressionChoice> choices;
+  for (int l = 0; l <= 3; ++l) choices.push_back({CompressionChoice::IsaL, l});
+  for (int l = 1; l <= 9; ++l) choices.push_back({CompressionChoice::Libdeflate, l});
+
+  benchmark::RegisterBenchmark("zlib/6", bm_zlib)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+  for (const auto c : choices) {
+    benchmark::RegisterBenchmark(("raw/" + rapidnii::io::to_string(c)).c_str(), bm_raw, c)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime()
+        ->MinTime(0.5);
+  }
+  for (const auto c : choices) {
+    benchmark::RegisterBenchmark(("parallel/" + rapidnii::io::to_string(c)).c_str(), bm_parallel, c)
+        ->ArgName("threads")
+        ->Arg(1)
+        ->Arg(2)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime()
+        ->MinTime(0.5);
+  }
+  for (int threads : {1, 2}) {
+    for (auto [name, p] : {std::pair{"default", rapidnii::io::CompressionPolicy::Default},
+                           std::pair{"fast", rapidnii::io::CompressionPolicy::Fast}}) {
+      benchmark::RegisterBenchmark(("choose/" + std::string(name) + "/threads:" + std::to_string(threads)).c_str(),
+                                   bm_choose, p, threads)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime()
+          ->MinTime(0.5);
+    }
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
