@@ -1,5 +1,6 @@
 #include "io/dicom_header.h"
 #include "io/dicom_probe.h"
+#include "io/enhanced_frames.h"
 #include "io/gdcm_text.h"
 #include "io/parser_guard.h"
 #include "io/siemens_csa.h"
@@ -9,6 +10,7 @@
 #include <gdcmReader.h>
 #include <gdcmTrace.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -72,6 +74,17 @@ const char* burned_in_code(BurnedInRisk r) {
   return "unknown";
 }
 
+const char* part_name(SliceHeader::Part p) {
+  switch (p) {
+    case SliceHeader::Part::Magnitude: return "mag";
+    case SliceHeader::Part::Phase: return "phase";
+    case SliceHeader::Part::Real: return "real";
+    case SliceHeader::Part::Imaginary: return "imag";
+    case SliceHeader::Part::Unknown: return "";
+  }
+  return "";
+}
+
 void quiet_gdcm() {
   gdcm::Trace::SetDebug(false);
   gdcm::Trace::SetWarning(false);
@@ -126,8 +139,55 @@ double dicom_time_seconds(const std::string& s) {
   return digits(0) * 3600.0 + digits(2) * 60.0 + digits(4) + frac;
 }
 
+// Numbers of an element that may be binary (FL/FD, `width` 4 or 8 bytes,
+// private tags in implicit VR included) or text (DS/IS). Little endian only.
+std::vector<double> element_values(const gdcm::DataSet& ds, const gdcm::Tag& t, size_t width) {
+  std::vector<double> out;
+  if (!ds.FindDataElement(t)) return out;
+  const gdcm::DataElement& de = ds.GetDataElement(t);
+  const gdcm::ByteValue* bv = de.GetByteValue();
+  if (!bv || bv->GetLength() == 0) return out;
+  const gdcm::VR vr = de.GetVR();
+  const bool text = vr == gdcm::VR::DS || vr == gdcm::VR::IS;
+  const bool binary = vr == gdcm::VR::FL || vr == gdcm::VR::FD;
+  const size_t n = bv->GetLength();
+  if (binary || (!text && n % width == 0)) {
+    const size_t w = vr == gdcm::VR::FL ? 4 : vr == gdcm::VR::FD ? 8 : width;
+    if (n % w != 0) return out;
+    for (size_t i = 0; i + w <= n; i += w) {
+      double v;
+      if (w == 4) {
+        float f;
+        std::memcpy(&f, bv->GetPointer() + i, 4);
+        v = f;
+      } else {
+        std::memcpy(&v, bv->GetPointer() + i, 8);
+      }
+      if (!std::isfinite(v)) return {};
+      out.push_back(v);
+    }
+    return out;
+  }
+  for (double v : parse_numbers(element_text(ds, t))) {
+    if (!std::isfinite(v)) return {};
+    out.push_back(v);
+  }
+  return out;
+}
+
+// Numbers of a DS/IS element (text whatever the VR says).
+std::vector<double> text_values(const gdcm::DataSet& ds, const gdcm::Tag& t) {
+  std::vector<double> out;
+  for (double v : parse_numbers(element_text(ds, t))) {
+    if (!std::isfinite(v)) return {};
+    out.push_back(v);
+  }
+  return out;
+}
+
 void read_siemens_mosaic(const gdcm::DataSet& ds, SliceHeader& h) {
-  if (h.image_type.find("MOSAIC") == std::string::npos) return;
+  const bool mosaic = h.image_type.find("MOSAIC") != std::string::npos;
+  if (!mosaic && h.vendor != SliceHeader::Vendor::Siemens) return;
   const gdcm::PrivateTag t(0x0029, 0x10, "SIEMENS CSA HEADER");
   if (ds.FindDataElement(t)) {
     const gdcm::ByteValue* bv = ds.GetDataElement(t).GetByteValue();
@@ -144,6 +204,18 @@ void read_siemens_mosaic(const gdcm::DataSet& ds, SliceHeader& h) {
           }
         return v;
       };
+      // diffusion (every Siemens image)
+      auto b = numbers_of("B_value");
+      if (!b.empty() && b[0] >= 0) {
+        h.has_bvalue = true;
+        h.bvalue = b[0];
+      }
+      auto g = numbers_of("DiffusionGradientDirection");
+      if (g.size() == 3) {
+        h.has_gradient = true;
+        h.gradient = {g[0], g[1], g[2]};
+      }
+      if (!mosaic) return;
       auto n = numbers_of("NumberOfImagesInMosaic");
       if (!n.empty() && n[0] >= 1 && n[0] < 65536) h.mosaic_images = static_cast<uint16_t>(n[0]);
       auto sn = numbers_of("SliceNormalVector");
@@ -153,6 +225,7 @@ void read_siemens_mosaic(const gdcm::DataSet& ds, SliceHeader& h) {
       }
     }
   }
+  if (!mosaic) return;
   if (h.mosaic_images == 0) {
     // (0019,xx0A) NumberOfImagesInMosaic in the "SIEMENS MR HEADER" block
     gdcm::PrivateTag pt(0x0019, 0x0a, "SIEMENS MR HEADER");
@@ -191,6 +264,68 @@ bool has_value(const std::string& multi, const char* v) {
   return false;
 }
 
+int32_t to_i32(double v) { return static_cast<int32_t>(std::lround(std::clamp(v, -2147483648.0, 2147483647.0))); }
+
+// Diffusion b-value and gradient: the standard attributes first, then the
+// vendor places dcm2niix reads (Siemens CSA is read with the mosaic).
+void read_diffusion(const gdcm::DataSet& ds, SliceHeader& h) {
+  using V = SliceHeader::Vendor;
+  auto b = element_values(ds, gdcm::Tag(0x0018, 0x9087), 8);
+  if (b.size() == 1 && b[0] >= 0) {
+    h.has_bvalue = true;
+    h.bvalue = b[0];
+  }
+  auto g = element_values(ds, gdcm::Tag(0x0018, 0x9089), 8);
+  if (g.size() == 3) {
+    h.has_gradient = true;
+    h.gradient = {g[0], g[1], g[2]};
+  }
+  if (h.vendor == V::Philips) {
+    if (!h.has_bvalue) {
+      auto pb = element_values(ds, gdcm::Tag(0x2001, 0x1003), 4);
+      if (pb.size() == 1 && pb[0] >= 0) {
+        h.has_bvalue = true;
+        h.bvalue = pb[0];
+      }
+    }
+    if (!h.has_gradient) {
+      auto x = element_values(ds, gdcm::Tag(0x2005, 0x10b0), 4);
+      auto y = element_values(ds, gdcm::Tag(0x2005, 0x10b1), 4);
+      auto z = element_values(ds, gdcm::Tag(0x2005, 0x10b2), 4);
+      if (x.size() == 1 && y.size() == 1 && z.size() == 1) {
+        h.has_gradient = true;
+        h.gradient = {x[0], y[0], z[0]};
+      }
+    }
+    auto o = text_values(ds, gdcm::Tag(0x2005, 0x1596));
+    if (o.size() == 1) h.philips_diffusion_order = to_i32(o[0]);
+    auto bn = text_values(ds, gdcm::Tag(0x2005, 0x1412));
+    if (bn.size() == 1) h.philips_bvalue_number = to_i32(bn[0]);
+    auto gn = text_values(ds, gdcm::Tag(0x2005, 0x1413));
+    if (gn.size() == 1) h.philips_gradient_number = to_i32(gn[0]);
+  }
+  if (h.vendor == V::GE) {
+    if (!h.has_bvalue) {
+      auto gb = parse_numbers(element_text(ds, gdcm::Tag(0x0043, 0x1039)));
+      if (!gb.empty() && std::isfinite(gb[0]) && gb[0] >= 0) {
+        h.has_bvalue = true;
+        h.bvalue = gb[0] >= 1e9 ? std::fmod(gb[0], 1e9) : gb[0];  // GE adds 1e9 (dcm2niix)
+      }
+    }
+    if (!h.has_gradient) {
+      auto x = parse_numbers(element_text(ds, gdcm::Tag(0x0019, 0x10bb)));
+      auto y = parse_numbers(element_text(ds, gdcm::Tag(0x0019, 0x10bc)));
+      auto z = parse_numbers(element_text(ds, gdcm::Tag(0x0019, 0x10bd)));
+      if (x.size() == 1 && y.size() == 1 && z.size() == 1 && std::isfinite(x[0]) && std::isfinite(y[0]) &&
+          std::isfinite(z[0])) {
+        h.has_gradient = true;
+        h.gradient_from_ge = true;
+        h.gradient = {x[0], y[0], z[0]};
+      }
+    }
+  }
+}
+
 // DEID-POLICY P3: series likely to carry burned-in text (rules after CTP's
 // BurnedInPixelsFilter and deid's blacklist).
 BurnedInRisk burned_in_risk(const gdcm::DataSet& ds, const SliceHeader& h) {
@@ -211,8 +346,10 @@ BurnedInRisk burned_in_risk(const gdcm::DataSet& ds, const SliceHeader& h) {
   const std::string desc = upper(element_text(ds, gdcm::Tag(0x0008, 0x103e)));
   for (const char* d : {"DOSE REPORT", "SCREEN SAVE", "REPORT", "PHOENIXZIPREPORT", "PATIENT PROTOCOL"})
     if (desc.find(d) != std::string::npos) return BurnedInRisk::DescriptionAtRisk;
+  // Present with a value: some scanners (Philips) write these empty on
+  // every original image, which says nothing about a capture.
   for (uint16_t e : {0x1012, 0x1010, 0x1016, 0x1018, 0x1019})
-    if (ds.FindDataElement(gdcm::Tag(0x0018, e))) return BurnedInRisk::SecondaryCaptureDevice;
+    if (!element_text(ds, gdcm::Tag(0x0018, e)).empty()) return BurnedInRisk::SecondaryCaptureDevice;
   const std::string pi = upper(h.photometric);
   const bool colour = h.samples_per_pixel > 1 || starts_with(pi, "RGB") || starts_with(pi, "YBR");
   if (colour && (mod == "MR" || mod == "CT") && has_value(h.image_type, "DERIVED")) return BurnedInRisk::DerivedColour;
@@ -354,22 +491,64 @@ bool parse_header(const InputFile& in, const IndexOptions& opt, uint64_t size, I
   }
   element_number(ds, gdcm::Tag(0x0018, 0x0081), h.echo_time);
   element_number(ds, gdcm::Tag(0x0018, 0x0080), h.repetition_time);
+  {
+    const std::string maker = upper(element_text(ds, gdcm::Tag(0x0008, 0x0070)));
+    using V = SliceHeader::Vendor;
+    h.vendor = maker.find("SIEMENS") != std::string::npos   ? V::Siemens
+               : maker.find("PHILIPS") != std::string::npos ? V::Philips
+               : maker.find("GE ") == 0 || maker.find("GE MEDICAL") != std::string::npos ||
+                       maker == "GE" || maker.find("GENERAL ELECTRIC") != std::string::npos
+                   ? V::GE
+                   : V::Other;
+  }
+  const bool little_endian = h.transfer_syntax != "1.2.840.10008.1.2.2";
   read_siemens_mosaic(ds, h);
+  if (little_endian) read_diffusion(ds, h);
+  // Philips: the private scale slope gives the "precise" floating value
+  // FP = (PV*RS + RI) / (RS*SS), dcm2niix's default.
+  if (h.vendor == SliceHeader::Vendor::Philips && little_endian) {
+    auto ss = element_values(ds, gdcm::Tag(0x2005, 0x100e), 4);
+    if (ss.size() == 1 && std::isfinite(ss[0]) && ss[0] != 0) {
+      const double rs = h.rescale_slope, ri = h.rescale_intercept;
+      h.rescale_slope = 1.0 / ss[0];
+      h.rescale_intercept = ri / (rs * ss[0]);
+      h.has_rescale = true;
+      h.philips_precise = true;
+    }
+  }
+  // complex part
+  {
+    using P = SliceHeader::Part;
+    const std::string cic = upper(element_text(ds, gdcm::Tag(0x0008, 0x9208)));
+    if (cic == "MAGNITUDE") h.part = P::Magnitude;
+    else if (cic == "PHASE") h.part = P::Phase;
+    else if (cic == "REAL") h.part = P::Real;
+    else if (cic == "IMAGINARY") h.part = P::Imaginary;
+    else if (has_value(h.image_type, "P") || has_value(h.image_type, "PHASE")) h.part = P::Phase;
+    else if (has_value(h.image_type, "R") || has_value(h.image_type, "REAL")) h.part = P::Real;
+    else if (has_value(h.image_type, "I") || has_value(h.image_type, "IMAGINARY")) h.part = P::Imaginary;
+    else if (has_value(h.image_type, "M") || has_value(h.image_type, "MAGNITUDE")) h.part = P::Magnitude;
+  }
+  us_value<0x0028, 0x0006>(ds, h.planar_configuration);
 
   if (h.bits_allocated != 8 && h.bits_allocated != 16 && h.bits_allocated != 32) {
     r.skip = SkipReason::Unsupported;
     r.detail = "bits allocated not 8, 16 or 32";
     return true;
   }
-  if (h.samples_per_pixel != 1) {
+  const bool rgb = h.samples_per_pixel == 3 && h.bits_allocated == 8 && upper(h.photometric) == "RGB";
+  if (h.samples_per_pixel != 1 && !rgb) {
     r.skip = SkipReason::Unsupported;
-    r.detail = "colour (samples per pixel > 1)";
+    r.detail = "colour other than 8-bit RGB";
     return true;
   }
   if (h.number_of_frames > 1) {
-    r.skip = SkipReason::Unsupported;
-    r.detail = "multi-frame object";
-    return true;
+    std::string why;
+    if (!little_endian || h.mosaic_images > 0 || !read_enhanced_frames(ds, h, why)) {
+      r.skip = SkipReason::Unsupported;
+      r.detail = why.empty() ? "multi-frame object" : why;
+      return true;
+    }
   }
   // Native pixel data must be complete: stop is where PixelData begins.
   if (is_native_transfer_syntax(h.transfer_syntax) && !deflated) {
@@ -406,6 +585,7 @@ IndexResult index_dicom_file(const InputFile& in, const IndexOptions& opt) {
     case ProbeResult::Ok: break;
     case ProbeResult::NotDicom: r.skip = SkipReason::NotDicom; return r;
     case ProbeResult::Truncated: r.skip = SkipReason::TruncatedHeader; return r;
+    case ProbeResult::TruncatedPixels: r.skip = SkipReason::TruncatedPixels; return r;
     case ProbeResult::Malformed: r.skip = SkipReason::Malformed; return r;
   }
   bool done = false;

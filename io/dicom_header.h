@@ -4,6 +4,8 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
+#include <vector>
 #include <optional>
 #include <string>
 
@@ -48,6 +50,8 @@ struct IndexOptions {
   bool convert_burned_in_risk = false;  // index risky files instead of skipping them
 };
 
+struct FrameInfo;
+
 struct SliceHeader {
   // identity of the series (used only for grouping; never written out)
   std::string series_uid;
@@ -90,7 +94,59 @@ struct SliceHeader {
   uint16_t mosaic_images = 0;
   bool has_slice_normal = false;
   std::array<double, 3> slice_normal{0, 0, 0};
+
+  // Vendor, for vendor-specific reading only (never written out).
+  enum class Vendor : uint8_t { Other, Siemens, GE, Philips };
+  Vendor vendor = Vendor::Other;
+
+  // Diffusion: b-value (s/mm^2) and gradient direction in the patient frame
+  // (LPS), from (0018,9087)/(0018,9089) or the vendor places dcm2niix reads.
+  bool has_bvalue = false;
+  double bvalue = 0;
+  bool has_gradient = false;
+  std::array<double, 3> gradient{0, 0, 0};
+  bool gradient_from_ge = false;  // GE (0019,10bb-bd): frame not verified
+  // Philips volume order: DiffusionOrder (2005,1596), else BValueNumber
+  // (2005,1412) then GradientOrientationNumber (2005,1413); 0 when absent.
+  int32_t philips_diffusion_order = 0;
+  int32_t philips_bvalue_number = 0;
+  int32_t philips_gradient_number = 0;
+  // Philips private scale slope (2005,100E) was applied to the rescale pair
+  // ("precise" float value, dcm2niix's default).
+  bool philips_precise = false;
+
+  // Complex part from ImageType / ComplexImageComponent (0008,9208).
+  enum class Part : uint8_t { Unknown, Magnitude, Phase, Real, Imaginary };
+  Part part = Part::Unknown;
+  uint16_t planar_configuration = 0;  // RGB: 0 interleaved, 1 planes
+
+  // Enhanced (multi-frame) objects: one entry per frame, from the per-frame
+  // functional groups with the shared groups as fallback; null otherwise.
+  // pipeline/series turns each frame into a virtual slice.
+  std::shared_ptr<const std::vector<FrameInfo>> frames;
+  int32_t stack = 0;  // StackID (0020,9056), numbered by first appearance in the file
 };
+
+// What varies per frame of an enhanced object.
+struct FrameInfo {
+  bool has_position = false, has_orientation = false;
+  std::array<double, 3> ipp{0, 0, 0};
+  std::array<double, 6> iop{1, 0, 0, 0, 1, 0};
+  std::array<double, 2> pixel_spacing{1, 1};
+  double slice_thickness = 0, spacing_between_slices = 0;
+  bool has_rescale = false;
+  double rescale_slope = 1, rescale_intercept = 0;
+  double echo_time = 0;
+  int32_t echo_number = 0;        // rank of the effective echo time when echoes differ
+  int32_t stack = 0;              // StackID, numbered by first appearance
+  int32_t temporal_position = 0;  // TemporalPositionIndex (0020,9128)
+  int32_t order = 0;              // rank of DimensionIndexValues (then frame number)
+  bool has_bvalue = false, has_gradient = false;
+  double bvalue = 0;
+  std::array<double, 3> gradient{0, 0, 0};
+  SliceHeader::Part part = SliceHeader::Part::Unknown;
+};
+const char* part_name(SliceHeader::Part p);  // "mag", "phase", "real", "imag", "" (BIDS part- labels)
 
 struct IndexResult {
   SkipReason skip = SkipReason::None;

@@ -49,9 +49,12 @@ bool decode(const InputFile& in, const SliceHeader& expect, std::span<std::byte>
     }
 
     gdcm::Image image;
-    image.SetNumberOfDimensions(2);
+    const bool multi = expect.number_of_frames > 1;
+    image.SetNumberOfDimensions(multi ? 3 : 2);
     image.SetDimension(0, expect.cols);
     image.SetDimension(1, expect.rows);
+    if (multi) image.SetDimension(2, static_cast<unsigned int>(expect.number_of_frames));
+    image.SetPlanarConfiguration(expect.planar_configuration);
     image.SetPixelFormat(gdcm::PixelFormat(expect.samples_per_pixel, expect.bits_allocated, expect.bits_stored,
                                            expect.high_bit, expect.pixel_representation));
     gdcm::PhotometricInterpretation pi = gdcm::PhotometricInterpretation::GetPIType(expect.photometric.c_str());

@@ -92,6 +92,28 @@ struct Walker {
         return false;
       }
       if (reached_pixels && g == 0x7FE0 && e == 0x0010) {
+        // the PixelData element header must be sound too: GDCM trusts it
+        if (explicit_vr) {
+          const char vr[2] = {char(p[pos + 4]), char(p[pos + 5])};
+          const bool ok_vr = (vr[0] == 'O' && (vr[1] == 'B' || vr[1] == 'W' || vr[1] == 'F' || vr[1] == 'D')) ||
+                             (vr[0] == 'U' && vr[1] == 'N');
+          if (!ok_vr) {
+            fail = ProbeResult::Malformed;
+            return false;
+          }
+          if (!need(pos, 12, end)) return false;
+          const uint32_t len = u32(pos + 8);
+          if (len != 0xFFFFFFFF && len > end - (pos + 12)) {
+            fail = ProbeResult::TruncatedPixels;
+            return false;
+          }
+        } else {
+          const uint32_t len = u32(pos + 4);
+          if (len != 0xFFFFFFFF && len > end - (pos + 8)) {
+            fail = ProbeResult::TruncatedPixels;
+            return false;
+          }
+        }
         *reached_pixels = true;
         return true;
       }

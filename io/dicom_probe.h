@@ -15,6 +15,7 @@ enum class ProbeResult : uint8_t {
   Ok,         // structure sound up to PixelData (or the end)
   NotDicom,   // no DICM preamble and no recognisable data set
   Truncated,  // an element runs past the end of the file
+  TruncatedPixels,  // the PixelData element runs past the end of the file
   Malformed,  // impossible VR, length or nesting
 };
 

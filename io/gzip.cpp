@@ -16,6 +16,8 @@
 
 #include <isa-l/igzip_lib.h>
 #include <libdeflate.h>
+#include <tbb/parallel_reduce.h>
+#include <tbb/blocked_range.h>
 #include <tbb/parallel_invoke.h>
 #include <tbb/parallel_pipeline.h>
 #include <tbb/task_arena.h>
@@ -829,23 +831,35 @@ CompressionChoice choose_compression(std::span<const std::byte> voxels, Compress
   for (int l = 1; l <= 3; ++l) cands.push_back({CompressionChoice::IsaL, l});
   for (int l = 1; l <= 9; ++l) cands.push_back({CompressionChoice::Libdeflate, l});
 
-  auto candidate_size = [&](CompressionChoice c) {
-    size_t total = 0;
-    thread_local std::vector<uint8_t> out;
-    for (const Piece& pc : pieces) {
-      if (c.engine == CompressionChoice::IsaL) {
-        compress_block(pc.data, pc.context, c, true, out);
-        total += out.size();
-      } else if (pc.context.empty()) {
-        total += deflate_size(pc.data, c);
-      } else {
-        // context and data are adjacent in `voxels`
-        const std::span<const std::byte> both(pc.context.data(), pc.context.size() + pc.data.size());
-        const size_t with = deflate_size(both, c), alone = deflate_size(pc.context, c);
-        total += with > alone ? with - alone : 0;
-      }
+  // Sizes are summed over the pieces in parallel (the pieces are independent);
+  // a sum of integers, so the result does not depend on the thread count.
+  auto piece_sum = [&](auto&& piece_size) {
+    if (threads == 1) {
+      size_t total = 0;
+      for (const Piece& pc : pieces) total += piece_size(pc);
+      return total;
     }
-    return total;
+    return tbb::parallel_reduce(
+        tbb::blocked_range<size_t>(0, pieces.size()), size_t(0),
+        [&](const tbb::blocked_range<size_t>& r, size_t acc) {
+          for (size_t i = r.begin(); i != r.end(); ++i) acc += piece_size(pieces[i]);
+          return acc;
+        },
+        std::plus<size_t>());
+  };
+  auto candidate_size = [&](CompressionChoice c) {
+    return piece_sum([&](const Piece& pc) -> size_t {
+      if (c.engine == CompressionChoice::IsaL) {
+        thread_local std::vector<uint8_t> out;
+        compress_block(pc.data, pc.context, c, true, out);
+        return out.size();
+      }
+      if (pc.context.empty()) return deflate_size(pc.data, c);
+      // context and data are adjacent in `voxels`
+      const std::span<const std::byte> both(pc.context.data(), pc.context.size() + pc.data.size());
+      const size_t with = deflate_size(both, c), alone = deflate_size(pc.context, c);
+      return with > alone ? with - alone : 0;
+    });
   };
   // Reference and candidate sizes; candidates are computed lazily (fastest
   // first), except that with several threads the first ones run beside the
@@ -857,7 +871,7 @@ CompressionChoice choose_compression(std::span<const std::byte> voxels, Compress
     for (; computed < n; ++computed) sizes[computed] = candidate_size(cands[computed]);
   };
   auto reference = [&] {
-    for (const Piece& pc : pieces) ref += zlib_size_with_dict(pc.data, pc.context, 6);
+    ref = piece_sum([&](const Piece& pc) { return zlib_size_with_dict(pc.data, pc.context, 6); });
   };
   const size_t eager = std::min<size_t>(cands.size(), p == CompressionPolicy::Fast ? 3 : 6);
   if (threads == 1) {

@@ -5,6 +5,8 @@
 // below are checked for consistency with static_asserts.
 #include "io/nifti_writer.h"
 
+#include <openssl/evp.h>
+
 #include "io/gzip.h"
 
 #include <fcntl.h>
@@ -481,9 +483,31 @@ NiftiGzResult write_nifti_gz(const std::filesystem::path& final_path, const Nift
   const std::span<const std::byte> parts[2] = {header, v.voxels};
   // The compressed blocks are written to the temporary file as they leave
   // the pipeline, in order: the compressed volume is never held whole.
-  write_atomically(final_path, [&](auto&& write) {
-    r.bytes = gzip_compress_parallel_to(parts, r.choice, opt.threads, opt.block_size, write);
-  });
+  // The bytes are hashed as they are written, so that the journal never
+  // reads the file back.
+  EVP_MD_CTX* md = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(md, EVP_sha256(), nullptr);
+  try {
+    write_atomically(final_path, [&](auto&& write) {
+      r.bytes = gzip_compress_parallel_to(parts, r.choice, opt.threads, opt.block_size,
+                                          [&](std::span<const uint8_t> b) {
+                                            EVP_DigestUpdate(md, b.data(), b.size());
+                                            write(b);
+                                          });
+    });
+  } catch (...) {
+    EVP_MD_CTX_free(md);
+    throw;
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  EVP_DigestFinal_ex(md, digest, &len);
+  EVP_MD_CTX_free(md);
+  static const char* hexd = "0123456789abcdef";
+  for (unsigned i = 0; i < len; ++i) {
+    r.sha256.push_back(hexd[digest[i] >> 4]);
+    r.sha256.push_back(hexd[digest[i] & 15]);
+  }
   return r;
 }
 

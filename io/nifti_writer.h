@@ -80,6 +80,7 @@ struct NiftiGzOptions {
 struct NiftiGzResult {
   uint64_t bytes = 0;              // size of the .nii.gz written
   CompressionChoice choice{};      // compressor and level used
+  std::string sha256;              // hex SHA-256 of the bytes written (for the resume journal)
 };
 
 // As above, but the header and voxels are compressed by

@@ -3,8 +3,13 @@
 #include <tbb/global_control.h>
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_for_each.h>
+#include <tbb/task_arena.h>
+#include <tbb/task_group.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <cstdio>
 #include <cmath>
 #include <fstream>
 #include <iostream>
@@ -32,6 +37,7 @@
 #include "pipeline/journal.h"
 #include "pipeline/layout.h"
 #include "pipeline/series.h"
+#include "pipeline/dwi.h"
 
 namespace rapidnii::pipeline {
 
@@ -62,6 +68,8 @@ bool is_inside(const fs::path& child, const fs::path& parent) {
 struct Written {
   uint64_t bytes = 0;
   std::string compressor;
+  std::string nifti_sha256;  // of the .nii.gz as written
+  uint64_t nifti_bytes = 0;
   std::string face_status;  // deface outcome ("face removed", "not a head: ...")
   std::string face_note;    // for the sidecar when the face was altered
 };
@@ -134,8 +142,11 @@ bool build_and_write(const SeriesPlan& p, const std::vector<io::InputFile>& path
                      kernels::Device device, const io::CompressionSetting& comp, Written& w, std::string& why) {
   const size_t slice_vox = size_t(p.nx) * p.ny;
   const size_t nslices = size_t(p.nz) * p.nt;
-  std::vector<T> vol(slice_vox * nslices);
   const io::SliceHeader& h0 = p.first;
+  // RGB (8-bit, 3 samples): assembled as 3 planar volumes per time point
+  // (channel c of volume t is volume 3t+c), interleaved to RGB24 at the end.
+  const int spp = p.out_type == io::NiftiType::RGB24 ? 3 : 1;
+  std::vector<T> vol(slice_vox * nslices * spp);
 
   // Sources grouped by file: a mosaic file feeds several slices.
   std::map<uint32_t, std::vector<const SliceSource*>> by_file;
@@ -146,9 +157,14 @@ bool build_and_write(const SeriesPlan& p, const std::vector<io::InputFile>& path
   std::string first_error;
   tbb::parallel_for(size_t(0), jobs.size(), [&](size_t j) {
     const auto& [file, srcs] = jobs[j];
-    std::vector<T> img(size_t(h0.rows) * h0.cols);
+    // an enhanced multi-frame file is decoded once; sources pick frames (tile)
+    io::SliceHeader expect = h0;
+    const auto nf_it = p.frames_per_file.find(file);
+    expect.number_of_frames = nf_it != p.frames_per_file.end() ? nf_it->second : 1;
+    const size_t frame_px = size_t(h0.rows) * h0.cols * spp;
+    std::vector<T> img(frame_px * expect.number_of_frames);
     std::string err;
-    if (!io::decode_pixels(paths[file], h0, std::as_writable_bytes(std::span<T>(img)), err)) {
+    if (!io::decode_pixels(paths[file], expect, std::as_writable_bytes(std::span<T>(img)), err)) {
       std::lock_guard lk(m);
       if (first_error.empty()) first_error = err;
       return;
@@ -157,9 +173,24 @@ bool build_and_write(const SeriesPlan& p, const std::vector<io::InputFile>& path
     for (const SliceSource* s : srcs) {
       const size_t tile_r0 = tiles ? (s->tile / tiles) * size_t(p.ny) : 0;
       const size_t tile_c0 = tiles ? (s->tile % tiles) * size_t(p.nx) : 0;
+      const T* frame = img.data() + (tiles ? 0 : frame_px * s->tile);
+      if (spp == 3) {
+        // planar configuration 0: RGBRGB...; 1: RR..GG..BB.. (per frame)
+        const bool planar = h0.planar_configuration == 1;
+        const size_t plane = size_t(h0.rows) * h0.cols;
+        for (int c = 0; c < 3; ++c) {
+          T* dst = vol.data() + slice_vox * (s->z + size_t(p.nz) * (size_t(s->t) * 3 + c));
+          for (int r = 0; r < p.ny; ++r)
+            for (int x = 0; x < p.nx; ++x) {
+              const size_t px = size_t(r) * h0.cols + x;
+              dst[size_t(p.ny - 1 - r) * p.nx + x] = planar ? frame[c * plane + px] : frame[px * 3 + c];
+            }
+        }
+        continue;
+      }
       T* dst = vol.data() + slice_vox * (s->z + size_t(p.nz) * s->t);
       for (int r = 0; r < p.ny; ++r) {
-        const T* src = img.data() + (tile_r0 + r) * h0.cols + tile_c0;
+        const T* src = frame + (tile_r0 + r) * h0.cols + tile_c0;
         // rows stored bottom-up (j = ny-1-r), matching the affine
         std::memcpy(dst + size_t(p.ny - 1 - r) * p.nx, src, sizeof(T) * p.nx);
       }
@@ -172,6 +203,36 @@ bool build_and_write(const SeriesPlan& p, const std::vector<io::InputFile>& path
 
   kernels::normalize_stored_bits<T>(device, std::span<T>(vol), h0.bits_stored, h0.high_bit,
                                     h0.pixel_representation == 1);
+
+  // CT gantry tilt: resample each slice onto the orthogonal grid (bilinear,
+  // stored values rounded; outside the slice the volume's minimum).
+  if (p.tilt_resample && spp == 1 && !vol.empty()) {
+    const T fill = *std::min_element(vol.begin(), vol.end());
+    tbb::parallel_for(size_t(0), nslices, [&](size_t sl) {
+      const size_t k = sl % size_t(p.nz);
+      if (k == 0) return;
+      const double di = double(k) * p.tilt_shift[0], dj = double(k) * p.tilt_shift[1];
+      T* slice = vol.data() + slice_vox * sl;
+      const std::vector<T> src(slice, slice + slice_vox);
+      for (int j = 0; j < p.ny; ++j)
+        for (int i = 0; i < p.nx; ++i) {
+          double x = i + di, y = j + dj;
+          if (x < -1e-6 || y < -1e-6 || x > p.nx - 1 + 1e-6 || y > p.ny - 1 + 1e-6) {
+            slice[size_t(j) * p.nx + i] = fill;
+            continue;
+          }
+          x = std::clamp(x, 0.0, double(p.nx - 1));
+          y = std::clamp(y, 0.0, double(p.ny - 1));
+          const int x0 = int(x), y0 = int(y);
+          const int x1 = std::min(x0 + 1, p.nx - 1), y1 = std::min(y0 + 1, p.ny - 1);
+          const double fx = x - x0, fy = y - y0;
+          auto at = [&](int xx, int yy) { return double(src[size_t(yy) * p.nx + xx]); };
+          const double val = (1 - fy) * ((1 - fx) * at(x0, y0) + fx * at(x1, y0)) +
+                             fy * ((1 - fx) * at(x0, y1) + fx * at(x1, y1));
+          slice[size_t(j) * p.nx + i] = static_cast<T>(std::llround(val));
+        }
+    });
+  }
 
   io::NiftiVolume v;
   v.ndim = p.nt > 1 ? 4 : 3;
@@ -192,6 +253,27 @@ bool build_and_write(const SeriesPlan& p, const std::vector<io::InputFile>& path
     v.voxels = std::as_bytes(std::span<const float>(fvol));
     v.scl_slope = 1;
     v.scl_inter = 0;
+  } else if (spp == 3) {
+    // RGB: the 3 planar volumes per time point are reoriented like a 4D
+    // series (never defaced), then interleaved into RGB24 voxels.
+    SeriesPlan planar = p;
+    planar.nt = p.nt * 3;
+    VoxelOptions vrgb = vo;
+    vrgb.deface = kernels::DefaceMode::Off;
+    deface_and_reorient<T>(planar, vol, 1.0, 0.0, modality, vrgb, device, w, v);
+    v.dim[3] = p.nt;
+    const size_t per_volume = vol.size() / (size_t(p.nt) * 3);
+    std::vector<T> rgb(vol.size());
+    for (size_t t = 0; t < size_t(p.nt); ++t)
+      for (size_t c = 0; c < 3; ++c) {
+        const T* src = vol.data() + (t * 3 + c) * per_volume;
+        T* dst = rgb.data() + t * per_volume * 3 + c;
+        for (size_t i = 0; i < per_volume; ++i) dst[i * 3] = src[i];
+      }
+    vol.swap(rgb);
+    v.voxels = std::as_bytes(std::span<const T>(vol));
+    v.scl_slope = 1;
+    v.scl_inter = 0;
   } else {
     deface_and_reorient<T>(p, vol, p.scl_slope, p.scl_inter, modality, vo, device, w, v);
     v.voxels = std::as_bytes(std::span<const T>(vol));
@@ -204,6 +286,8 @@ bool build_and_write(const SeriesPlan& p, const std::vector<io::InputFile>& path
     o.threads = 0;  // the caller's oneTBB arena: blocks of this volume on every free core
     const io::NiftiGzResult res = io::write_nifti_gz(out_path, v, o);
     w.bytes = res.bytes;
+    w.nifti_bytes = res.bytes;
+    w.nifti_sha256 = res.sha256;
     w.compressor = io::to_string(res.choice);
   } catch (const std::exception& e) {
     why = e.what();
@@ -312,6 +396,82 @@ std::string fingerprint(const SeriesPlan& p, const std::vector<io::InputFile>& f
   }
   return sha256_hex(f);
 }
+
+// Peak bytes one series holds while it is converted: the stored volume, a
+// float copy, a reoriented copy, defacing masks, decode buffers and
+// compressed blocks in flight.
+uint64_t estimated_bytes(const SeriesPlan& p, const VoxelOptions& vo) {
+  const uint64_t vox = uint64_t(p.nx) * p.ny * p.nz * p.nt;
+  const uint64_t stored = vox * (p.first.bits_allocated / 8);
+  uint64_t out = p.rescale_to_float ? vox * 4 : stored;
+  uint64_t total = stored + (p.rescale_to_float ? out : 0);
+  if (vo.orient != kernels::Orient::Native) total += out;
+  if (vo.deface != kernels::DefaceMode::Off) total += uint64_t(p.nx) * p.ny * p.nz * 2;
+  const uint64_t threads = std::min<uint64_t>(
+      uint64_t(std::max(1, tbb::this_task_arena::max_concurrency())),
+      tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism));
+  total += threads * uint64_t(p.first.rows) * p.first.cols * 4;  // decode buffers
+  total += 2 * threads * (uint64_t(4) << 20);                      // gzip blocks in flight
+  return total;
+}
+
+// Default budget: half of the physical memory.
+uint64_t default_memory_budget() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page <= 0) return uint64_t(4) << 30;
+  return uint64_t(pages) * uint64_t(page) / 2;
+}
+
+// Progress on stderr: a bar redrawn in place on a terminal, a plain line
+// every 10% otherwise. Counts, rates and times only.
+class Progress {
+ public:
+  Progress(uint64_t series, uint64_t slices)
+      : series_(series), slices_(slices), tty_(::isatty(STDERR_FILENO) == 1), t0_(std::chrono::steady_clock::now()) {}
+  void add(uint64_t slices, uint64_t bytes) {
+    std::lock_guard lk(m_);
+    done_series_++;
+    done_slices_ += slices;
+    bytes_ += bytes;
+    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+    const double frac = series_ ? double(done_series_) / double(series_) : 1.0;
+    const int decile = int(frac * 10);
+    if (!tty_ && decile == last_decile_ && done_series_ != series_) return;
+    last_decile_ = decile;
+    const double mbs = el > 0 ? bytes_ / 1e6 / el : 0;
+    const double eta = frac > 0 ? el * (1 - frac) / frac : 0;
+    char line[200];
+    std::snprintf(line, sizeof line, "series %llu/%llu, slices %llu/%llu, %.1f MB/s, ETA %d:%02d",
+                  (unsigned long long)done_series_, (unsigned long long)series_,
+                  (unsigned long long)done_slices_, (unsigned long long)slices_, mbs, int(eta) / 60, int(eta) % 60);
+    if (tty_) {
+      const int width = 24, fill = int(frac * width);
+      std::fprintf(stderr, "\r[%.*s%*s] %s", fill, "########################", width - fill, "", line);
+    } else {
+      std::fprintf(stderr, "rapidnii: %s\n", line);
+    }
+    std::fflush(stderr);
+  }
+  void finish() {
+    if (tty_ && done_series_) std::fprintf(stderr, "\n");
+  }
+
+ private:
+  std::mutex m_;
+  uint64_t series_, slices_, done_series_ = 0, done_slices_ = 0, bytes_ = 0;
+  bool tty_;
+  int last_decile_ = -1;
+  std::chrono::steady_clock::time_point t0_;
+};
+
+// Reports one series to the progress display when it leaves scope.
+struct ProgressTick {
+  Progress& progress;
+  uint64_t slices, bytes;
+  ProgressTick(Progress& pr, const SeriesPlan& p)
+      : progress(pr), slices(p.sources.size()), bytes(uint64_t(p.nx) * p.ny * p.nz * p.nt * (p.first.bits_allocated / 8)) {}
+  ~ProgressTick() { progress.add(slices, bytes); }
+};
 
 std::string dataset_description(const ConvertOptions& opt) {
   nlohmann::json j;
@@ -489,7 +649,9 @@ ConvertSummary convert(const ConvertOptions& opt) {
     c.subject = m.patient_id.empty() ? ps.subject_label("study", m.study_uid)
                                      : ps.subject_label(m.issuer_of_patient_id, m.patient_id);
     c.date_offset_days = ps.date_offset_days(c.subject);
-    c.bids = deid::classify(m, p.nt);
+    c.bids = deid::classify(m, p.nt, p.dwi, io::part_name(p.first.part));
+    c.complex_part = io::part_name(p.first.part);
+    c.tilt_corrected = p.tilt_resample;
     c.burned_in_override = p.first.burned_in != io::BurnedInRisk::None;
     c.burned_in_code = io::burned_in_code(p.first.burned_in);
     LayoutItem& it = items[i];
@@ -543,9 +705,10 @@ ConvertSummary convert(const ConvertOptions& opt) {
   // decode + kernels + write, series in parallel
   std::mutex m;
   std::vector<std::string> manifest_rows;
-  tbb::parallel_for(size_t(0), ns, [&](size_t i) {
+  Progress progress(ns - sum.series_other_shards, sum.slices_indexed);
+  auto process = [&](size_t i) {
     SeriesPlan& p = plan.series[i];
-    if (!selected[i]) return;
+    ProgressTick tick(progress, p);
     if (!meta_ok[i]) {
       std::lock_guard lk(m);
       sum.series_failed["header cannot be read"]++;
@@ -601,14 +764,22 @@ ConvertSummary convert(const ConvertOptions& opt) {
         c.face_note = w.face_note;
         nlohmann::json side = deid::make_sidecar(metas[i], c, ps, &cleaned);
         if (!p.warnings.empty()) side["ConversionWarnings"] = p.warnings;
-        io::write_file_atomic(opt.output / rel_json, side.dump(2) + "\n");
-        w.bytes += side.dump(2).size() + 1;
+        const std::string side_text = side.dump(2) + "\n";
+        io::write_file_atomic(opt.output / rel_json, side_text);
+        w.bytes += side_text.size();
+        if (p.dwi) {  // gradient table beside the volume, in its final voxel frame (numbers only)
+          const fs::path stem = fs::path(layout[i].rel_dir) / layout[i].stem;
+          const std::string bv = bval_text(p), bc = bvec_text(p, final_geometry(p, vo.orient).affine);
+          io::write_file_atomic(opt.output / (stem.string() + ".bval"), bv);
+          io::write_file_atomic(opt.output / (stem.string() + ".bvec"), bc);
+          w.bytes += bv.size() + bc.size();
+        }
         JournalRow jr;
         jr.output = rel.string();
         jr.fingerprint = fp;
-        jr.nifti_size = fs::file_size(opt.output / rel);
-        jr.nifti_sha256 = file_sha256(opt.output / rel);
-        jr.json_sha256 = file_sha256(opt.output / rel_json);
+        jr.nifti_size = w.nifti_bytes;
+        jr.nifti_sha256 = w.nifti_sha256;
+        jr.json_sha256 = sha256_hex(side_text);
         journal.record(jr);
       } catch (const std::exception& e) {
         ok = false;
@@ -637,7 +808,45 @@ ConvertSummary convert(const ConvertOptions& opt) {
       for (const auto& s : p.sources) files.push_back(s.file);
       report_failure(files, why);
     }
-  });
+  };
+
+  // Series run concurrently while their estimated memory fits the budget;
+  // a series larger than the budget runs alone. Writes of one series overlap
+  // the decoding of the next.
+  const uint64_t budget = opt.memory_limit_mb > 0 ? uint64_t(opt.memory_limit_mb) << 20 : default_memory_budget();
+  sum.memory_budget = budget;
+  std::vector<size_t> order;
+  for (size_t i = 0; i < ns; ++i)
+    if (selected[i]) order.push_back(i);
+  const size_t concurrency =
+      std::min<size_t>(size_t(tbb::this_task_arena::max_concurrency()),
+                       tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism));
+  if (concurrency <= 1) {
+    for (size_t i : order) process(i);  // one thread: nothing to overlap
+  } else {
+    std::mutex bm;
+    std::condition_variable bcv;
+    uint64_t in_flight = 0;
+    tbb::task_group tg;
+    for (size_t i : order) {
+      const uint64_t need = std::min(estimated_bytes(plan.series[i], voxel_options), budget);
+      {
+        std::unique_lock lk(bm);
+        bcv.wait(lk, [&] { return in_flight == 0 || in_flight + need <= budget; });
+        in_flight += need;
+      }
+      tg.run([&, i, need] {
+        process(i);
+        {
+          std::lock_guard lk(bm);
+          in_flight -= need;
+        }
+        bcv.notify_all();
+      });
+    }
+    tg.wait();
+  }
+  progress.finish();
   std::sort(sum.outputs.begin(), sum.outputs.end());
 
   // dataset-level files
@@ -678,6 +887,7 @@ void print_summary(const ConvertSummary& s, std::ostream& os) {
   if (s.series_resumed) os << "  " << s.series_resumed << " series already complete from an earlier run (verified)\n";
   if (s.temporaries_removed) os << "  " << s.temporaries_removed << " stale temporary file(s) removed\n";
   if (s.series_other_shards) os << "  " << s.series_other_shards << " series left to other shards\n";
+  os << "  memory budget " << (s.memory_budget >> 20) << " MiB\n";
   os << "  key " << s.key_id << (s.key_created ? " (new, kept in the state folder)" : "") << "\n";
   const double mb_in = s.bytes_in / 1e6;
   os << std::fixed << std::setprecision(1) << "  " << mb_in << " MB read, " << s.bytes_out / 1e6 << " MB written in "

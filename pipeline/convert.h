@@ -17,6 +17,7 @@ struct ConvertOptions {
   std::filesystem::path input;
   std::filesystem::path output;
   int threads = 0;  // 0: all cores
+  int64_t memory_limit_mb = 0;  // in-flight series data; 0: half of the physical memory
   kernels::Device device = kernels::Device::Auto;
   std::string compression = "default";
   std::string orient = "native";  // native | RAS | LAS | LPS
@@ -63,6 +64,7 @@ struct ConvertSummary {
   uint64_t series_resumed = 0;        // complete and verified from an earlier run
   uint64_t series_other_shards = 0;   // left to the other shards
   uint64_t temporaries_removed = 0;   // stale temporary files of a killed run
+  uint64_t memory_budget = 0;
   std::vector<std::string> outputs;  // relative paths written
   std::map<std::string, uint64_t> compressors;  // chosen compressor -> series
   std::map<std::string, uint64_t> deface;       // deface outcome -> series

@@ -565,7 +565,7 @@ std::string bids_label(std::string_view cleaned, size_t max_len) {
 
 // ---------------------------------------------------------------- BIDS
 
-BidsClass classify(const io::SeriesMeta& m, int n_volumes) {
+BidsClass classify(const io::SeriesMeta& m, int n_volumes, bool dwi, std::string_view part) {
   const std::string mod = lower(m.modality);
   const std::string text =
       lower(fold_ascii(m.protocol_name + " " + m.series_description + " " + m.sequence_name + " " +
@@ -575,6 +575,8 @@ BidsClass classify(const io::SeriesMeta& m, int n_volumes) {
   auto has = [&](const char* w) { return text.find(w) != std::string::npos; };
   auto other = [&] { return BidsClass{"other", mod.empty() ? "image" : bids_label(mod)}; };
   if (mod != "mr") return other();
+  if (!part.empty() && part != "mag") return other();
+  if (dwi && n_volumes > 1) return {"dwi", "dwi"};
   // phase, derived maps and diffusion go to "other" until they carry what BIDS requires
   for (const auto& t : itype)
     if (trim(t) == "p" || trim(t) == "phase") return other();
@@ -750,6 +752,8 @@ nlohmann::json make_sidecar(const io::SeriesMeta& m, const SeriesContext& c, con
   if (rvf == "YES" || rvf == "NO") j["RecognizableVisualFeatures"] = rvf;
   if (c.burned_in_override) j["BurnedInTextRisk"] = c.burned_in_code;
   if (!c.face_note.empty()) j["FaceAltered"] = c.face_note;
+  if (!c.complex_part.empty()) j["ComplexPart"] = c.complex_part;
+  if (c.tilt_corrected) j["GantryTiltCorrected"] = true;
 
   // provenance
   j["ConversionSoftware"] = "rapidnii";

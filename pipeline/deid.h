@@ -93,7 +93,9 @@ struct BidsClass {
   std::string datatype;  // "anat", "func", or "other" (listed in .bidsignore)
   std::string suffix;    // "T1w", "T2w", "FLAIR", "PDw", "bold", or the modality in lower case
 };
-BidsClass classify(const io::SeriesMeta& m, int n_volumes);
+// `dwi`: the series carries diffusion b-values (written as .bval/.bvec);
+// `part`: "", "mag", "phase", "real" or "imag".
+BidsClass classify(const io::SeriesMeta& m, int n_volumes, bool dwi = false, std::string_view part = "");
 
 // ---- per-series context and sidecar (P1) ----
 struct SeriesContext {
@@ -106,6 +108,8 @@ struct SeriesContext {
   bool burned_in_override = false;
   std::string burned_in_code;
   std::string face_note;     // set by defacing, empty otherwise
+  std::string complex_part;  // "mag", "phase", "real", "imag" or empty
+  bool tilt_corrected = false;
   bool retain_full_dates = false;  // limited profile
 };
 

@@ -19,6 +19,9 @@ int main(int argc, char** argv) {
   conv->add_option("IN_DIR", opt.input, "Input folder (searched recursively; any file name)")->required();
   conv->add_option("OUT_DIR", opt.output, "Output folder (must not be inside IN_DIR)")->required();
   conv->add_option("--threads", opt.threads, "Worker threads (0: all cores)")->check(CLI::NonNegativeNumber);
+  conv->add_option("--memory-limit", opt.memory_limit_mb,
+                   "MiB of series data in flight (default: half of the physical memory)")
+      ->check(CLI::NonNegativeNumber);
   conv->add_option("--device", device, "Kernel executor: auto, cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   conv->add_option("--compression", opt.compression,

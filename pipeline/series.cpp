@@ -1,6 +1,7 @@
 #include "pipeline/series.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <map>
 #include <numeric>
@@ -50,6 +51,10 @@ std::string split_key(const io::SliceHeader& h) {
        std::to_string(h.samples_per_pixel) + ':' + h.photometric;
   k += '|';
   k += std::to_string(h.mosaic_images);
+  k += '|';
+  k += io::part_name(h.part);
+  k += '|';
+  k += std::to_string(h.stack);
   return k;
 }
 
@@ -59,12 +64,18 @@ bool same_orientation(const io::SliceHeader& a, const io::SliceHeader& b) {
   return a.has_orientation == b.has_orientation;
 }
 
-// Temporal order of slices sharing one position.
+// Temporal order of slices sharing one position. Philips diffusion comes
+// first by its private volume order (dcm2niix): DiffusionOrder when present,
+// else BValueNumber then GradientOrientationNumber (instance numbers are
+// scrambled there); both are 0 elsewhere.
 auto time_key(const io::SliceHeader& h) {
-  return std::make_tuple(h.temporal_position, h.acquisition_number, h.acquisition_time, h.instance_number);
+  const int32_t a = h.philips_diffusion_order > 0 ? h.philips_diffusion_order : h.philips_bvalue_number;
+  const int32_t b = h.philips_diffusion_order > 0 ? 0 : h.philips_gradient_number;
+  return std::make_tuple(a, b, h.temporal_position, h.acquisition_number, h.acquisition_time, h.instance_number);
 }
 
 io::NiftiType stored_type(const io::SliceHeader& h) {
+  if (h.samples_per_pixel == 3) return io::NiftiType::RGB24;
   const bool sign = h.pixel_representation == 1;
   switch (h.bits_allocated) {
     case 8: return sign ? io::NiftiType::Int8 : io::NiftiType::UInt8;
@@ -194,6 +205,61 @@ bool plan_group(const std::vector<io::SliceHeader>& headers, const std::vector<u
     p.affine[r] = {sgn * cx[r], sgn * cy[r], sgn * slice_vec[r], sgn * o[r]};
   }
 
+  // Gantry tilt: the slice vector leaves the normal. CT is resampled onto
+  // the orthogonal grid of the first slice (as dcm2niix does): slice k is
+  // sampled at (i + k*di, j + k*dj) and the affine's slice column becomes the
+  // normal component of the slice vector. Other modalities keep the exact
+  // sheared affine. Both are reported.
+  if (nz > 1 && tiles == 0) {
+    const double len = std::sqrt(dot(slice_vec, slice_vec));
+    if (len > 0 && std::abs(dot(slice_vec, normal)) / len < std::cos(0.1 * M_PI / 180.0)) {
+      p.gantry_tilt = true;
+      std::string mod = h0.modality;
+      for (char& ch : mod) ch = char(std::toupper(static_cast<unsigned char>(ch)));
+      if (mod == "CT") {
+        p.tilt_resample = true;
+        p.tilt_shift = {-dot(slice_vec, row) / dx, dot(slice_vec, col) / dy};
+        const Vec3 along = scale(normal, dot(slice_vec, normal));
+        for (int r = 0; r < 3; ++r) p.affine[r][2] = (r < 2 ? -1.0 : 1.0) * along[r];
+        p.warnings.push_back("gantry tilt corrected: resampled to an orthogonal grid");
+      } else {
+        p.warnings.push_back("sheared slice stack (gantry tilt): sheared affine, not resampled");
+      }
+    }
+  }
+
+  // Diffusion: b-value and gradient per volume, from the first slice of
+  // each volume; every slice of a volume must agree.
+  bool any_diffusion = false, any_weighted = false, ge_vectors = false, mixed = false;
+  for (const SliceSource& s : p.sources) any_diffusion |= headers[s.file].has_bvalue;
+  if (any_diffusion && nt > 1) {
+    p.bvals.assign(nt, 0.0);
+    p.gradients.assign(nt, Vec3{0, 0, 0});
+    std::vector<char> seen(nt, 0);
+    for (const SliceSource& s : p.sources) {
+      const io::SliceHeader& h = headers[s.file];
+      const double b = h.has_bvalue ? h.bvalue : 0.0;
+      const Vec3 g = h.has_gradient ? Vec3{h.gradient[0], h.gradient[1], h.gradient[2]} : Vec3{0, 0, 0};
+      ge_vectors |= h.gradient_from_ge;
+      if (!seen[s.t]) {
+        seen[s.t] = 1;
+        p.bvals[s.t] = b;
+        p.gradients[s.t] = g;
+      } else if (std::abs(p.bvals[s.t] - b) > 1e-3 || std::abs(p.gradients[s.t][0] - g[0]) > 1e-4 ||
+                 std::abs(p.gradients[s.t][1] - g[1]) > 1e-4 || std::abs(p.gradients[s.t][2] - g[2]) > 1e-4) {
+        mixed = true;
+      }
+    }
+    for (double b : p.bvals) any_weighted |= b > 0;
+    p.dwi = any_weighted;
+    if (!p.dwi) {
+      p.bvals.clear();
+      p.gradients.clear();
+    }
+    if (p.dwi && mixed) p.warnings.push_back("diffusion values differ between slices of one volume");
+    if (p.dwi && ge_vectors) p.warnings.push_back("diffusion vectors from GE private tags: frame assumed patient");
+  }
+
   // Time step between volumes.
   p.tr_seconds = h0.repetition_time > 0 ? h0.repetition_time / 1000.0 : 0.0;
 
@@ -209,6 +275,13 @@ bool plan_group(const std::vector<io::SliceHeader>& headers, const std::vector<u
     p.slopes[idx] = h.rescale_slope;
     p.inters[idx] = h.rescale_intercept;
     if (h.rescale_slope != h0.rescale_slope || h.rescale_intercept != h0.rescale_intercept) varies = true;
+  }
+  if (p.out_type == io::NiftiType::RGB24) {
+    p.slopes.clear();  // colour is never rescaled
+    p.inters.clear();
+    p.scl_slope = 1;
+    p.scl_inter = 0;
+    return true;
   }
   if (varies) {
     p.rescale_to_float = true;
@@ -235,7 +308,89 @@ Vec3 mosaic_tile_origin(const io::SliceHeader& h, int tile_rows, int tile_cols) 
                         scale(col_dir(h), h.pixel_spacing[0] * shift_rows)));
 }
 
+namespace {
+
+Plan plan_slices(const std::vector<io::SliceHeader>& headers, const std::vector<bool>& usable);
+
+// One frame of an enhanced object as a classic slice header.
+io::SliceHeader frame_header(const io::SliceHeader& h, const io::FrameInfo& f) {
+  io::SliceHeader v = h;
+  v.frames = nullptr;
+  v.has_position = f.has_position;
+  v.has_orientation = f.has_orientation;
+  v.ipp = f.ipp;
+  v.iop = f.iop;
+  v.pixel_spacing = f.pixel_spacing;
+  v.slice_thickness = f.slice_thickness;
+  v.spacing_between_slices = f.spacing_between_slices;
+  v.has_rescale = f.has_rescale;
+  v.rescale_slope = f.rescale_slope;
+  v.rescale_intercept = f.rescale_intercept;
+  v.echo_time = f.echo_time;
+  v.echo_number = f.echo_number;
+  v.stack = f.stack;
+  v.temporal_position = f.temporal_position;
+  v.instance_number = f.order;
+  v.has_bvalue = f.has_bvalue || h.has_bvalue;
+  v.bvalue = f.has_bvalue ? f.bvalue : h.bvalue;
+  v.has_gradient = f.has_gradient || h.has_gradient;
+  v.gradient = f.has_gradient ? f.gradient : h.gradient;
+  v.part = f.part;
+  return v;
+}
+
+}  // namespace
+
 Plan plan_series(const std::vector<io::SliceHeader>& headers, const std::vector<bool>& usable) {
+  bool any_frames = false;
+  for (uint32_t i = 0; i < headers.size(); ++i) any_frames |= i < usable.size() && usable[i] && headers[i].frames;
+  if (!any_frames) return plan_slices(headers, usable);
+  // Each frame of an enhanced object becomes a virtual slice.
+  std::vector<io::SliceHeader> vh;
+  std::vector<bool> vu;
+  std::vector<uint32_t> vfile, vframe;
+  for (uint32_t i = 0; i < headers.size(); ++i) {
+    const bool u = i < usable.size() && usable[i];
+    if (u && headers[i].frames) {
+      const auto& frames = *headers[i].frames;
+      for (uint32_t f = 0; f < frames.size(); ++f) {
+        vh.push_back(frame_header(headers[i], frames[f]));
+        vu.push_back(true);
+        vfile.push_back(i);
+        vframe.push_back(f);
+      }
+    } else {
+      vh.push_back(headers[i]);
+      vu.push_back(u);
+      vfile.push_back(i);
+      vframe.push_back(0);
+    }
+  }
+  Plan plan = plan_slices(vh, vu);
+  for (SeriesPlan& p : plan.series) {
+    std::set<uint32_t> files;
+    for (SliceSource& s : p.sources) {
+      const uint32_t file = vfile[s.file];
+      if (headers[file].frames) {
+        s.tile = vframe[s.file];
+        p.frames_per_file[file] = headers[file].number_of_frames;
+      }
+      s.file = file;
+      files.insert(file);
+    }
+    p.n_files = static_cast<uint32_t>(files.size());
+  }
+  for (PlanFailure& f : plan.failures) {
+    std::set<uint32_t> files;
+    for (uint32_t v : f.files) files.insert(vfile[v]);
+    f.files.assign(files.begin(), files.end());
+  }
+  return plan;
+}
+
+namespace {
+
+Plan plan_slices(const std::vector<io::SliceHeader>& headers, const std::vector<bool>& usable) {
   Plan plan;
   // 1. exact keys
   std::map<std::string, std::vector<uint32_t>> groups;
@@ -290,5 +445,7 @@ Plan plan_series(const std::vector<io::SliceHeader>& headers, const std::vector<
 
   return plan;
 }
+
+}  // namespace
 
 }  // namespace rapidnii::pipeline

@@ -3,6 +3,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,21 @@ struct SeriesPlan {
   double scl_slope = 1, scl_inter = 0;
   std::vector<double> slopes, inters;
   uint32_t n_files = 0;
+  // Diffusion: one b-value and one gradient (patient frame, LPS) per
+  // volume, in output order; written as .bval/.bvec (pipeline/dwi).
+  bool dwi = false;
+  std::vector<double> bvals;
+  std::vector<Vec3> gradients;
+  // Enhanced multi-frame inputs: frames in each such file (sources carry
+  // the frame index in `tile`); files absent here hold one frame.
+  std::map<uint32_t, int32_t> frames_per_file;
+  bool gantry_tilt = false;  // slice vector not along the normal
+  // CT gantry tilt corrected: output slice k (of every volume) samples its
+  // input slice at voxel (i + k*tilt_shift[0], j + k*tilt_shift[1])
+  // (bilinear; outside the slice: the volume's minimum); the affine is
+  // orthogonal. Other sheared stacks keep the sheared affine.
+  bool tilt_resample = false;
+  std::array<double, 2> tilt_shift{0, 0};
   std::vector<std::string> warnings;  // non-identifying notes (e.g. "uneven slice spacing")
   int split_index = 0;                // >0 when one DICOM series gave several outputs
 };

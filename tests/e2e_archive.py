@@ -10,6 +10,9 @@ Usage: e2e_archive.py RAPIDNII SCENARIO WORK_DIR
                 a reason, exit code 1
   shards        N=3 shards: their union equals a single run, no series twice
   archives      the same series from a folder, a .zip and a .tar.gz: identical
+  determinism   all threads vs --threads 1 vs a small --memory-limit: identical
+                NIfTI bytes; peak RSS within --memory-limit + 200 MB on an
+                archive larger than the limit
 Run with Debian's /usr/bin/python3 (pydicom, numpy).
 """
 import glob
@@ -271,6 +274,41 @@ def scenario_archives(rapidnii, work):
     if not trees["folder"] or trees["folder"] != trees["zip"] or trees["folder"] != trees["tar"]:
         raise SystemExit("FAIL: outputs differ between folder, zip and tar.gz")
     print("PASS: folder, .zip and .tar.gz give identical outputs (%d files)" % len(trees["folder"]))
+
+
+def scenario_determinism(rapidnii, work):
+    import resource
+    setup(work)
+    rng = np.random.default_rng(9)
+    src = os.path.join(work, "in")
+    for s in range(8):
+        write_series(os.path.join(src, "s%d" % s), s + 1, 40, 256, "D%d" % (s % 2), "2.25.3%d" % (s % 2), rng)
+    in_bytes = sum(os.path.getsize(p) for p in glob.glob(os.path.join(src, "**", "*"), recursive=True)
+                   if os.path.isfile(p))
+    # peak memory first (ru_maxrss covers every child so far): a run whose
+    # input and raw volume data exceed the limit
+    limit_mb = 16
+    if in_bytes < 2 * limit_mb * 2**20:
+        raise SystemExit("FAIL: the test archive (%d MB) is not larger than the limit" % (in_bytes >> 20))
+    trees = {}
+    rc, log = convert(rapidnii, src, os.path.join(work, "out-lowmem"), os.path.join(work, "st-lowmem"),
+                      ["--memory-limit", str(limit_mb)])
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+    if rc != 0:
+        raise SystemExit("FAIL: lowmem exit %d\n%s" % (rc, log))
+    if peak_mb > limit_mb + 200:
+        raise SystemExit("FAIL: peak RSS %.0f MB > limit %d MB + 200 MB" % (peak_mb, limit_mb))
+    trees["lowmem"] = tree(os.path.join(work, "out-lowmem"))
+    for name, extra in (("all", []), ("one", ["--threads", "1"])):
+        rc, log = convert(rapidnii, src, os.path.join(work, "out-" + name), os.path.join(work, "st-" + name), extra)
+        if rc != 0:
+            raise SystemExit("FAIL: %s exit %d\n%s" % (name, rc, log))
+        trees[name] = tree(os.path.join(work, "out-" + name))
+    if not (trees["all"] == trees["one"] == trees["lowmem"]):
+        raise SystemExit("FAIL: outputs depend on the thread count or the memory limit")
+    print("PASS: identical bytes with all threads, 1 thread and a 16 MiB limit (%d files); "
+          "peak RSS %.0f MB for %d MB of input with --memory-limit %d" % (len(trees["all"]), peak_mb,
+                                                                         in_bytes >> 20, limit_mb))
 
 
 def main():

@@ -157,6 +157,9 @@ TEST(Bids, Classification) {
   m.scanning_sequence = "EP";
   EXPECT_EQ(classify(m, 200).suffix, "bold");
   EXPECT_EQ(classify(m, 200).datatype, "func");
+  EXPECT_EQ(classify(m, 30, true).datatype, "dwi");  // diffusion with b-values
+  EXPECT_EQ(classify(m, 200, false, "phase").datatype, "other");
+  EXPECT_EQ(classify(m, 200, false, "mag").suffix, "bold");
   m.protocol_name = "localizer";
   m.scanning_sequence = "GR";
   EXPECT_EQ(classify(m, 1).datatype, "other");

@@ -322,3 +322,212 @@ TEST(Mosaic, TilesAreUnpackedAlongTheCsaNormal) {
   for (const auto& s : p.sources) EXPECT_EQ(s.tile, 7 - s.z);
   EXPECT_NEAR(p.affine[2][3], 10 - 7 * 3.5, 1e-9);
 }
+
+// ---- input coverage (issue 7) ----
+#include "io/dicom_header.h"
+#include "pipeline/dwi.h"
+
+namespace {
+
+// Independent FSL bvec: project the RAS gradient on the unit voxel axes,
+// negate x when the determinant is positive.
+Vec3 fsl_expected(const Vec3& lps, const Affine& a) {
+  const double ras[3] = {-lps[0], -lps[1], lps[2]};
+  Vec3 v{};
+  for (int c = 0; c < 3; ++c) {
+    double n = 0, d = 0;
+    for (int r = 0; r < 3; ++r) {
+      n += a[r][c] * a[r][c];
+      d += a[r][c] * ras[r];
+    }
+    v[c] = d / std::sqrt(n);
+  }
+  const double det = a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1]) - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0]) +
+                     a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0]);
+  if (det > 0) v[0] = -v[0];
+  return v;
+}
+
+}  // namespace
+
+TEST(Diffusion, GradientInVoxelFrameFollowsFslConvention) {
+  // LAS-like (det < 0): x kept; RAS-like (det > 0): x negated
+  Affine las{{{-2, 0, 0, 0}, {0, 2, 0, 0}, {0, 0, 3, 0}}};
+  Affine ras{{{2, 0, 0, 0}, {0, 2, 0, 0}, {0, 0, 3, 0}}};
+  const Vec3 g{0.6, 0.0, 0.8};  // LPS: towards patient left and superior
+  const Vec3 a = rapidnii::pipeline::gradient_to_voxel(g, las);
+  EXPECT_NEAR(a[0], 0.6, 1e-12);  // voxel x points left (RAS -x): +0.6, no flip
+  EXPECT_NEAR(a[2], 0.8, 1e-12);
+  const Vec3 b = rapidnii::pipeline::gradient_to_voxel(g, ras);
+  EXPECT_NEAR(b[0], 0.6, 1e-12);  // voxel x points right: -0.6, then FSL flip
+  // oblique plan: against the independent projection
+  const auto iop = oblique();
+  auto hs = stack(iop, {10, -20, 5}, 2.5, {0, 1, 2});
+  const auto plan = plan_series(hs, all(hs.size()));
+  ASSERT_EQ(plan.series.size(), 1u);
+  const Vec3 g2{0.267, -0.534, 0.802};
+  const Vec3 got = rapidnii::pipeline::gradient_to_voxel(g2, plan.series[0].affine);
+  const Vec3 want = fsl_expected(g2, plan.series[0].affine);
+  for (int c = 0; c < 3; ++c) EXPECT_NEAR(got[c], want[c], 1e-12);
+}
+
+TEST(Diffusion, PhilipsVolumesOrderedByPrivateNumbersNotInstance) {
+  // 3 positions x 4 volumes; instance numbers scrambled; order by
+  // (BValueNumber, GradientOrientationNumber)
+  const int bn[4] = {1, 2, 2, 3}, gn[4] = {1, 2, 1, 1};
+  const double bv[4] = {0, 1000, 1000, 0.5};
+  std::vector<SliceHeader> hs;
+  std::mt19937 rng(7);
+  std::vector<int> inst(12);
+  std::iota(inst.begin(), inst.end(), 1);
+  std::shuffle(inst.begin(), inst.end(), rng);
+  for (int t = 0; t < 4; ++t)
+    for (int k = 0; k < 3; ++k) {
+      SliceHeader h = slice(kAxial, {0, 0, 2.0 * k}, inst[t * 3 + k]);
+      h.vendor = SliceHeader::Vendor::Philips;
+      h.has_bvalue = true;
+      h.bvalue = bv[t];
+      h.has_gradient = true;
+      h.gradient = {double(t), 1, 0};
+      h.philips_bvalue_number = bn[t];
+      h.philips_gradient_number = gn[t];
+      hs.push_back(h);
+    }
+  const auto plan = plan_series(hs, all(hs.size()));
+  ASSERT_EQ(plan.series.size(), 1u);
+  const auto& p = plan.series[0];
+  ASSERT_TRUE(p.dwi);
+  ASSERT_EQ(p.nt, 4);
+  // expected order of acquisitions t: (1,1)=0, (2,1)=2, (2,2)=1, (3,1)=3
+  const int want[4] = {0, 2, 1, 3};
+  for (int t = 0; t < 4; ++t) {
+    EXPECT_EQ(p.bvals[t], bv[want[t]]);
+    EXPECT_EQ(p.gradients[t][0], double(want[t]));
+  }
+  for (const auto& s : p.sources) EXPECT_EQ(s.file / 3, uint32_t(want[s.t])) << "slice z " << s.z;
+  EXPECT_EQ(rapidnii::pipeline::bval_text(p), "0 1000 1000 0.5\n");
+}
+
+TEST(Diffusion, NoGradientTableWithoutWeightedVolumes) {
+  auto hs = stack(kAxial, {0, 0, 0}, 2, {0, 1, 0, 1});
+  hs[2].acquisition_number = hs[3].acquisition_number = 2;
+  for (auto& h : hs) h.has_bvalue = true;  // b = 0 everywhere
+  const auto plan = plan_series(hs, all(hs.size()));
+  ASSERT_EQ(plan.series.size(), 1u);
+  EXPECT_EQ(plan.series[0].nt, 2);
+  EXPECT_FALSE(plan.series[0].dwi);
+}
+
+TEST(Grouping, ComplexPartsAndStacksAreSeparateOutputs) {
+  auto mag = stack(kAxial, {0, 0, 0}, 2, {0, 1, 2});
+  auto pha = stack(kAxial, {0, 0, 0}, 2, {0, 1, 2});
+  for (auto& h : mag) h.part = SliceHeader::Part::Magnitude;
+  for (auto& h : pha) h.part = SliceHeader::Part::Phase;
+  std::vector<SliceHeader> hs = mag;
+  hs.insert(hs.end(), pha.begin(), pha.end());
+  const auto plan = plan_series(hs, all(hs.size()));
+  ASSERT_EQ(plan.series.size(), 2u);
+  EXPECT_EQ(plan.series[0].nt, 1);
+  EXPECT_EQ(plan.series[1].nt, 1);
+  EXPECT_NE(plan.series[0].first.part, plan.series[1].first.part);
+}
+
+TEST(Enhanced, FramesBecomeVirtualSlicesSplitByEcho) {
+  // one file, 2 echoes x 2 volumes x 3 positions, frames stored shuffled
+  SliceHeader h = slice(kCoronal, {0, 0, 0});
+  h.number_of_frames = 12;
+  auto frames = std::make_shared<std::vector<rapidnii::io::FrameInfo>>();
+  std::vector<int> perm(12);
+  std::iota(perm.begin(), perm.end(), 0);
+  std::shuffle(perm.begin(), perm.end(), std::mt19937(3));
+  const Vec3 n = rapidnii::pipeline::slice_normal(kCoronal);
+  for (int f = 0; f < 12; ++f) {
+    const int q = perm[f], e = q / 6, t = (q / 3) % 2, k = q % 3;
+    rapidnii::io::FrameInfo fi;
+    fi.has_position = fi.has_orientation = true;
+    fi.iop = kCoronal;
+    fi.ipp = {n[0] * 4.0 * k, n[1] * 4.0 * k, n[2] * 4.0 * k};
+    fi.pixel_spacing = {0.8, 0.5};
+    fi.slice_thickness = 4;
+    fi.echo_time = e ? 30 : 10;
+    fi.echo_number = e + 1;
+    fi.temporal_position = t + 1;
+    fi.order = q + 1;
+    fi.rescale_slope = 1 + f;  // per frame: float output
+    fi.has_rescale = true;
+    frames->push_back(fi);
+  }
+  h.frames = frames;
+  std::vector<SliceHeader> hs{slice(kAxial, {0, 0, 0}), h};  // file 0: unrelated single slice
+  hs[0].series_uid = "other";
+  const auto plan = plan_series(hs, all(hs.size()));
+  ASSERT_EQ(plan.series.size(), 3u);
+  int checked = 0;
+  for (const auto& p : plan.series) {
+    if (p.first.series_uid == "other") continue;
+    EXPECT_EQ(p.nz, 3);
+    EXPECT_EQ(p.nt, 2);
+    EXPECT_TRUE(p.rescale_to_float);
+    EXPECT_EQ(p.frames_per_file.at(1), 12);
+    for (const auto& s : p.sources) {
+      EXPECT_EQ(s.file, 1u);
+      const int q = perm[s.tile];
+      EXPECT_EQ(q / 6 + 1, p.first.echo_number);
+      EXPECT_EQ(int(s.z), q % 3);
+      EXPECT_EQ(int(s.t), (q / 3) % 2);
+      EXPECT_EQ(p.slopes[s.z + 3 * s.t], 1.0 + s.tile);
+    }
+    ++checked;
+  }
+  EXPECT_EQ(checked, 2);
+}
+
+TEST(Geometry, GantryTiltKeepsTheShearedSliceVectorAndIsReported) {
+  std::vector<SliceHeader> hs;
+  const double tilt = 20 * M_PI / 180;
+  for (int k = 0; k < 4; ++k) hs.push_back(slice(kAxial, {0, 5 * std::tan(tilt) * k, 5.0 * k}, k + 1));
+  const auto plan = plan_series(hs, all(hs.size()));
+  ASSERT_EQ(plan.series.size(), 1u);
+  const auto& p = plan.series[0];
+  EXPECT_TRUE(p.gantry_tilt);
+  expect_affine_matches_dicom(p, hs);
+  EXPECT_NEAR(p.affine[1][2], -5 * std::tan(tilt), 1e-9);  // RAS y of the slice vector
+  EXPECT_FALSE(p.warnings.empty());
+  // an untilted stack is not flagged
+  auto straight = stack(kAxial, {0, 0, 0}, 5, {0, 1, 2, 3});
+  EXPECT_FALSE(plan_series(straight, all(4)).series[0].gantry_tilt);
+}
+
+TEST(Geometry, CtGantryTiltIsResampledToAnOrthogonalGrid) {
+  std::vector<SliceHeader> hs;
+  const double tilt = 15 * M_PI / 180;
+  for (int k = 0; k < 4; ++k) {
+    hs.push_back(slice(kAxial, {0, 5 * std::tan(tilt) * k, 5.0 * k}, k + 1));
+    hs.back().modality = "CT";
+  }
+  const auto plan = plan_series(hs, all(hs.size()));
+  ASSERT_EQ(plan.series.size(), 1u);
+  const auto& p = plan.series[0];
+  EXPECT_TRUE(p.tilt_resample);
+  // per slice: no column shift; rows: 5*tan(15)/0.8 in j (rows stored bottom-up)
+  EXPECT_NEAR(p.tilt_shift[0], 0, 1e-12);
+  EXPECT_NEAR(p.tilt_shift[1], 5 * std::tan(tilt) / 0.8, 1e-9);
+  EXPECT_NEAR(p.affine[0][2], 0, 1e-9);
+  EXPECT_NEAR(p.affine[1][2], 0, 1e-9);
+  EXPECT_NEAR(p.affine[2][2], 5, 1e-9);
+}
+
+TEST(Rescale, RgbIsWrittenAsRgb24WithoutRescale) {
+  auto hs = stack(kAxial, {0, 0, 0}, 2, {0, 1});
+  for (auto& h : hs) {
+    h.samples_per_pixel = 3;
+    h.bits_allocated = h.bits_stored = 8;
+    h.high_bit = 7;
+    h.pixel_representation = 0;
+    h.photometric = "RGB";
+  }
+  const auto plan = plan_series(hs, all(hs.size()));
+  ASSERT_EQ(plan.series.size(), 1u);
+  EXPECT_EQ(plan.series[0].out_type, rapidnii::io::NiftiType::RGB24);
+  EXPECT_FALSE(plan.series[0].rescale_to_float);
+}

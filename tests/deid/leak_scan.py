@@ -56,6 +56,7 @@ RESEARCH_KEYS = {
     "BurnedInTextRisk": re.compile(r"^[a-z_]+$"), "FaceAltered": TEXT, "ConversionWarnings": LIST,
     "ConversionSoftware": re.compile(r"^rapidnii$"), "ConversionSoftwareVersion": re.compile(r"^[0-9.]+$"),
     "DeidentificationMethod": TEXT, "DeidentificationMethodCodeSequence": "codes",
+    "ComplexPart": re.compile(r"^(mag|phase|real|imag)$"), "GantryTiltCorrected": "bool",
 }
 STRICT_DROP = {"PatientAge", "PatientSex", "InstitutionName", "StationName", "DeviceSerialNumber",
                "AcquisitionDateTime", "AcquisitionTime"}
@@ -297,6 +298,8 @@ def check_sidecar(obj, where, profile, problems):
             ok = isinstance(v, int) and not isinstance(v, bool)
         elif rule == LIST:
             ok = isinstance(v, list) and all(isinstance(x, str) and CLEAN_CHARS.match(x) for x in v)
+        elif rule == "bool":
+            ok = isinstance(v, bool)
         elif rule == "codes":
             ok = isinstance(v, list) and all(isinstance(x, dict) and re.fullmatch(r"1131\d\d", x.get("CodeValue", ""))
                                              for x in v)

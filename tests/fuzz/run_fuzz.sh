@@ -17,6 +17,7 @@ set -e
   -I"$SRC" -I/usr/include/gdcm-3.0 \
   "$SRC/tests/fuzz/fuzz_index.cpp" "$SRC/io/dicom_header.cpp" "$SRC/io/dicom_probe.cpp" \
   "$SRC/io/dicom_meta.cpp" "$SRC/io/input_file.cpp" "$SRC/io/siemens_csa.cpp" "$SRC/io/parser_guard.cpp" \
+  "$SRC/io/enhanced_frames.cpp" \
   -lgdcmMSFF -lgdcmDSED -lgdcmCommon -o "$WORK/fuzz_index"
 set +e
 # seeds: the shared validation data (if present) and small generated files
@@ -25,6 +26,9 @@ if [ -n "$DATA" ] && [ -d "$DATA" ]; then
 fi
 /usr/bin/python3 "$SRC/tests/gen_synthetic_dicom.py" "$WORK/gen" "$WORK/gen-ref" > /dev/null 2>&1 &&
   find "$WORK/gen" -type f -exec sh -c 'cp "$1" "$0/corpus/seed_$(basename "$(dirname "$1")")_$(basename "$1")"' "$WORK" {} \;
+# coverage seeds: enhanced multi-frame, DWI private tags, RGB
+/usr/bin/python3 "$SRC/tests/gen_coverage_dicom.py" "$WORK/cov" "$WORK/cov-ref" > /dev/null 2>&1 &&
+  find "$WORK/cov" -type f -size -400k -exec sh -c 'cp "$1" "$0/corpus/cov_$(basename "$(dirname "$1")")_$(basename "$1")"' "$WORK" {} \;
 echo "corpus: $(ls "$WORK/corpus" | wc -l) seeds"
 # Leak detection is off: a parse abandoned by the parser guard leaks by
 # design (io/parser_guard.h). Crashes, aborts and memory errors still fail.

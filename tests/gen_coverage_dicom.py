@@ -1,0 +1,450 @@
+"""Writes synthetic DICOM series for input-coverage features and, beside
+them, what a correct converter must produce, computed here from first
+principles (DICOM PS3.3 C.7.6.2.1.1; FSL's bvec convention).
+
+Usage: gen_coverage_dicom.py IN_DIR REF_DIR
+
+Each reference is REF_DIR/<name>.nii (voxel i along the row direction, j
+along the column direction, k along the slice normal, physical values),
+optionally with <name>.bval/<name>.bvec (FSL, in that NIfTI's voxel frame)
+and <name>.dtype (the NIfTI datatype expected). Series:
+  dwi_std:      oblique DWI, b-values and gradients in (0018,9087/9089),
+                b=0 volumes interleaved, files shuffled
+  dwi_philips:  Philips classic DWI, private b-value (2001,1003), gradient
+                (2005,10b0-b2), BValueNumber/GradientOrientationNumber
+                (2005,1412/1413), scrambled instance numbers, implicit VR,
+                per-slice RescaleSlope/Intercept and private scale slope
+                (2005,100E): float32 with FP = (PV*RS+RI)/(RS*SS)
+  cplx_mag / cplx_phase: one series, ComplexImageComponent MAGNITUDE and
+                PHASE with identical ImageType: two outputs
+  ct_tilt:      CT with 15 degrees gantry tilt: resampled to an orthogonal grid
+  enh_echo1 / enh_echo2: one Enhanced MR file, 2 echoes x 3 volumes x 4
+                slices, frames stored shuffled, position per frame, shared
+                oblique orientation and pixel measures, rescale per frame
+                (float32), echoes split by effective echo time
+  enh_dwi:      Enhanced MR DWI, b-value and gradient per frame
+                (MRDiffusionSequence), volume order from DimensionIndexValues
+  enh_ct:       Enhanced CT, descending frames, shared rescale: int16
+  rgb_interleaved / rgb_planar: 8-bit RGB, planar configuration 0 and 1,
+                written as RGB24 (reference: x, y, z, channel)
+Run with Debian's /usr/bin/python3 (pydicom, nibabel, numpy).
+"""
+import os
+import random
+import sys
+
+import nibabel as nib
+import numpy as np
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+rng = np.random.default_rng(77)
+random.seed(77)
+STUDY = "2.25.4242"
+counter = [0]
+
+
+def new_uid():
+    counter[0] += 1
+    return "2.25.%d%06d" % (random.randrange(10**9), counter[0])
+
+
+def rotation(ax, ay, az):
+    ax, ay, az = np.radians([ax, ay, az])
+    rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
+    ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
+    rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
+    return rx @ ry @ rz
+
+
+def base(ts, series_uid, series_no, instance, modality="MR"):
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4" if modality == "MR" else "1.2.840.10008.5.1.4.1.1.2"
+    meta.MediaStorageSOPInstanceUID = new_uid()
+    meta.TransferSyntaxUID = ts
+    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.is_little_endian = True
+    ds.is_implicit_VR = ts == ImplicitVRLittleEndian
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID = STUDY
+    ds.SeriesInstanceUID = series_uid
+    ds.PatientID = "COVERAGE"
+    ds.Modality = modality
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "OTHER"]
+    ds.SeriesNumber = series_no
+    ds.InstanceNumber = instance
+    ds.EchoTime = "80"
+    ds.RepetitionTime = "3000"
+    ds.SliceThickness = "3"
+    return ds
+
+
+def put_slice(ds, row, col, ipp, spacing, pixels, signed=True):
+    ds.ImageOrientationPatient = ["%.8f" % v for v in list(row) + list(col)]
+    ds.ImagePositionPatient = ["%.6f" % v for v in ipp]
+    ds.PixelSpacing = ["%.4f" % spacing[0], "%.4f" % spacing[1]]
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 1 if signed else 0
+    ds.PixelData = pixels.astype("<i2" if signed else "<u2").tobytes()
+
+
+def ref_affine(row, col, normal_step, origin, spacing):
+    """voxel (i=column, j=row, k) -> RAS, from first principles (LPS)."""
+    a = np.eye(4)
+    a[:3, 0] = np.asarray(row) * spacing[1]
+    a[:3, 1] = np.asarray(col) * spacing[0]
+    a[:3, 2] = normal_step
+    a[:3, 3] = origin
+    a[:2, :] *= -1  # LPS -> RAS (x, y negated; translation too)
+    return a
+
+
+def save_ref(ref_dir, name, data_ijk, affine, dtype=None, bvals=None, grads=None):
+    img = nib.Nifti1Image(np.asarray(data_ijk, dtype=np.float32), affine)
+    nib.save(img, os.path.join(ref_dir, name + ".nii"))
+    if dtype:
+        open(os.path.join(ref_dir, name + ".dtype"), "w").write(dtype + "\n")
+    if bvals is not None:
+        # FSL: vector in this image's voxel frame (unit axes), x negated when det > 0
+        axes = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
+        det = np.linalg.det(affine[:3, :3])
+        rows = []
+        for b, g in zip(bvals, grads):
+            g = np.asarray(g, dtype=float)
+            if b > 0:
+                ras = np.array([-g[0], -g[1], g[2]])
+                v = axes.T @ ras
+                if det > 0:
+                    v[0] = -v[0]
+            else:
+                v = g  # b=0: stored as is
+            rows.append(v)
+        v = np.array(rows).T
+        open(os.path.join(ref_dir, name + ".bval"), "w").write(" ".join("%g" % b for b in bvals) + "\n")
+        open(os.path.join(ref_dir, name + ".bvec"), "w").write(
+            "\n".join(" ".join("%.8f" % x for x in v[c]) for c in range(3)) + "\n")
+
+
+def write_all(in_dir, name, datasets):
+    d = os.path.join(in_dir, name)
+    os.makedirs(d, exist_ok=True)
+    random.shuffle(datasets)
+    for n, ds in enumerate(datasets):
+        ds.save_as(os.path.join(d, "f%04d" % n), write_like_original=False)
+
+
+def unit(v):
+    v = np.asarray(v, dtype=float)
+    return v / np.linalg.norm(v)
+
+
+def dwi_std(in_dir, ref_dir):
+    R = rotation(12, -8, 20)
+    row, col = R[:, 0], R[:, 1]
+    normal = np.cross(row, col)
+    spacing = (2.0, 1.8)  # row spacing, column spacing
+    nr, nc, nz = 6, 7, 4
+    origin = np.array([-50.0, 30.0, 12.0])
+    bvals = [0, 1000, 1000, 0, 2000, 1000]
+    grads = [[0, 0, 0], unit([1, 0.2, -0.1]), unit([-0.3, 1, 0.4]), [0, 0, 0], unit([0.2, -0.5, 1]),
+             unit([0.7, 0.7, -0.1])]
+    suid = new_uid()
+    data = rng.integers(-500, 3000, size=(len(bvals), nz, nr, nc))
+    dsets = []
+    inst = 0
+    for t in range(len(bvals)):
+        for k in range(nz):
+            inst += 1
+            ds = base(ExplicitVRLittleEndian, suid, 10, inst)
+            ds.AcquisitionNumber = t + 1
+            put_slice(ds, row, col, origin + normal * 3.0 * k, spacing, data[t, k])
+            ds.add_new((0x0018, 0x9087), "FD", float(bvals[t]))
+            ds.add_new((0x0018, 0x9089), "FD", [float(x) for x in grads[t]])
+            dsets.append(ds)
+    write_all(in_dir, "dwi_std", dsets)
+    ijk = np.transpose(data, (3, 2, 1, 0))  # (c, r, k, t)
+    save_ref(ref_dir, "dwi_std", ijk, ref_affine(row, col, normal * 3.0, origin, spacing), bvals=bvals, grads=grads)
+
+
+def dwi_philips(in_dir, ref_dir):
+    R = rotation(-5, 10, 3)
+    row, col = R[:, 0], R[:, 1]
+    normal = np.cross(row, col)
+    spacing = (2.5, 2.5)
+    nr, nc, nz = 5, 6, 3
+    origin = np.array([10.0, -40.0, -20.0])
+    # acquisition order: (BValueNumber, GradientOrientationNumber, b, gradient)
+    acq = [(1, 1, 0.0, [0, 0, 0]), (2, 1, 800.0, unit([1, 0.1, 0])), (3, 1, 0.001, unit([1, 1, 1])),
+           (2, 2, 800.0, unit([0, 1, 0.3])), (2, 3, 800.0, unit([-0.2, 0.1, 1]))]
+    order = sorted(range(len(acq)), key=lambda i: (acq[i][0], acq[i][1]))  # dcm2niix: 2005,1412 then 1413
+    suid = new_uid()
+    data = rng.integers(0, 4000, size=(len(acq), nz, nr, nc))
+    rs = rng.uniform(0.5, 3.0, size=(len(acq), nz))
+    ri = rng.uniform(-20, 20, size=(len(acq), nz)).round(3)
+    ss = rng.uniform(0.01, 0.2, size=(len(acq), nz))
+    instances = list(range(1, len(acq) * nz + 1))
+    random.shuffle(instances)  # scrambled: carries no order
+    dsets = []
+    expect = np.zeros((len(acq), nz, nr, nc))
+    for t, (bn, gn, b, g) in enumerate(acq):
+        for k in range(nz):
+            ds = base(ImplicitVRLittleEndian, suid, 701, instances.pop())
+            ds.Manufacturer = "Philips Medical Systems"
+            ds.AcquisitionNumber = 7
+            put_slice(ds, row, col, origin + normal * 3.0 * k, spacing, data[t, k], signed=False)
+            ds.RescaleSlope = "%.6f" % rs[t, k]
+            ds.RescaleIntercept = "%.3f" % ri[t, k]
+            ds.add_new((0x2001, 0x0010), "LO", "Philips Imaging DD 001")
+            ds.add_new((0x2001, 0x1003), "FL", float(b))
+            ds.add_new((0x2005, 0x0010), "LO", "Philips MR Imaging DD 001")
+            ds.add_new((0x2005, 0x0014), "LO", "Philips MR Imaging DD 005")
+            ds.add_new((0x2005, 0x100e), "FL", float(ss[t, k]))
+            for e, x in zip((0x10b0, 0x10b1, 0x10b2), g):
+                ds.add_new((0x2005, e), "FL", float(x))
+            ds.add_new((0x2005, 0x1412), "IS", str(bn))
+            ds.add_new((0x2005, 0x1413), "IS", str(gn))
+            dsets.append(ds)
+            rs_f, ri_f, ss_f = float(ds.RescaleSlope), float(ds.RescaleIntercept), np.float32(ss[t, k])
+            expect[t, k] = (data[t, k] * rs_f + ri_f) / (rs_f * float(ss_f))
+    write_all(in_dir, "dwi_philips", dsets)
+    ijk = np.transpose(expect[order], (3, 2, 1, 0))
+    save_ref(ref_dir, "dwi_philips", ijk, ref_affine(row, col, normal * 3.0, origin, spacing), dtype="float32",
+             bvals=[acq[i][2] for i in order], grads=[acq[i][3] for i in order])
+
+
+def complex_parts(in_dir, ref_dir):
+    row, col = np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
+    spacing = (1.0, 1.0)
+    suid = new_uid()
+    dsets = []
+    for part in ("MAGNITUDE", "PHASE"):
+        data = rng.integers(-4096, 4095, size=(3, 4, 5))
+        for k in range(3):
+            ds = base(ExplicitVRLittleEndian, suid, 20, 1 + k + (10 if part == "PHASE" else 0))
+            put_slice(ds, row, col, [0, 0, 4.0 * k], spacing, data[k])
+            ds.add_new((0x0008, 0x9208), "CS", part)
+            dsets.append(ds)
+        save_ref(ref_dir, "cplx_" + part.lower()[:5], np.transpose(data, (2, 1, 0)),
+                 ref_affine(row, col, np.array([0, 0, 4.0]), np.zeros(3), spacing))
+    write_all(in_dir, "cplx", dsets)
+
+
+def ct_tilt(in_dir, ref_dir):
+    """CT, 15 degrees gantry tilt: resampled (bilinear, stored values rounded
+    half away from zero, outside the slice the volume minimum) onto the
+    orthogonal grid of the first slice, as dcm2niix corrects it."""
+    row, col = np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
+    spacing = (0.8, 0.8)
+    tilt = np.radians(15)
+    step = np.array([0, 5.0 * np.tan(tilt), 5.0])  # table moves along z, slices tilted in y
+    origin = np.array([-100.0, -120.0, -300.0])
+    nr, nc, nz = 16, 7, 5
+    suid = new_uid()
+    data = rng.integers(0, 3000, size=(nz, nr, nc))
+    dsets = []
+    for k in range(nz):
+        ds = base(ExplicitVRLittleEndian, suid, 3, k + 1, modality="CT")
+        ds.RescaleSlope = "1"
+        ds.RescaleIntercept = "-1024"
+        ds.add_new((0x0018, 0x1120), "DS", "15")  # GantryDetectorTilt
+        put_slice(ds, row, col, origin + step * k, spacing, data[k])
+        dsets.append(ds)
+    write_all(in_dir, "ct_tilt", dsets)
+    fill = data.min()
+    out = np.zeros((nz, nr, nc))
+    for k in range(nz):
+        shift = k * step[1] / spacing[0]  # rows: grid point (r, c) lies at row r - shift of slice k
+        for r in range(nr):
+            y = r - shift
+            for c in range(nc):
+                if y < -1e-6 or y > nr - 1 + 1e-6:
+                    out[k, r, c] = fill
+                    continue
+                y = min(max(y, 0.0), nr - 1.0)
+                y0 = int(np.floor(y))
+                y1 = min(y0 + 1, nr - 1)
+                f = y - y0
+                v = (1 - f) * data[k, y0, c] + f * data[k, y1, c]
+                out[k, r, c] = np.sign(v) * np.floor(abs(v) + 0.5)
+    save_ref(ref_dir, "ct_tilt", np.transpose(out - 1024, (2, 1, 0)),
+             ref_affine(row, col, np.array([0, 0, step[2]]), origin, spacing))
+
+
+def seq_item(**kw):
+    it = Dataset()
+    for k, v in kw.items():
+        setattr(it, k, v)
+    return it
+
+
+def enhanced_mr(path, row, col, spacing, frames, rows, cols, extra_shared=None, modality="MR"):
+    """frames: list of dicts with ipp, pixels, and optional slope, inter, te,
+    temporal, dim, b, grad (in the order they are stored)."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1" if modality == "MR" else "1.2.840.10008.5.1.4.1.1.2.1"
+    meta.MediaStorageSOPInstanceUID = new_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.is_little_endian = True
+    ds.is_implicit_VR = False
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID = STUDY
+    ds.SeriesInstanceUID = new_uid()
+    ds.PatientID = "COVERAGE"
+    ds.Modality = modality
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "NONE"] if modality == "MR" else ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.SeriesNumber = 30 + counter[0] % 50
+    ds.InstanceNumber = 1
+    ds.RepetitionTime = "2500"
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = rows, cols
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 1
+    ds.NumberOfFrames = len(frames)
+    shared = seq_item(
+        PixelMeasuresSequence=[seq_item(PixelSpacing=["%.4f" % spacing[0], "%.4f" % spacing[1]], SliceThickness="3")],
+        PlaneOrientationSequence=[seq_item(ImageOrientationPatient=["%.8f" % v for v in list(row) + list(col)])])
+    for k, v in (extra_shared or {}).items():
+        setattr(shared, k, v)
+    ds.SharedFunctionalGroupsSequence = [shared]
+    per = []
+    for f in frames:
+        it = seq_item(PlanePositionSequence=[seq_item(ImagePositionPatient=["%.6f" % v for v in f["ipp"]])])
+        fc = seq_item(StackID="1", InStackPositionNumber=f.get("instack", 1))
+        if "temporal" in f:
+            fc.TemporalPositionIndex = f["temporal"]
+        if "dim" in f:
+            fc.DimensionIndexValues = f["dim"]
+        it.FrameContentSequence = [fc]
+        if "slope" in f:
+            it.PixelValueTransformationSequence = [seq_item(RescaleSlope="%.6f" % f["slope"],
+                                                            RescaleIntercept="%.3f" % f["inter"],
+                                                            RescaleType="US")]
+        if "te" in f:
+            it.MREchoSequence = [seq_item(EffectiveEchoTime=float(f["te"]))]
+        if "b" in f:
+            d = seq_item(DiffusionBValue=float(f["b"]), DiffusionDirectionality="DIRECTIONAL")
+            d.DiffusionGradientDirectionSequence = [seq_item(DiffusionGradientOrientation=[float(x) for x in f["grad"]])]
+            it.MRDiffusionSequence = [d]
+        per.append(it)
+    ds.PerFrameFunctionalGroupsSequence = per
+    ds.PixelData = np.stack([f["pixels"] for f in frames]).astype("<i2").tobytes()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    ds.save_as(path, write_like_original=False)
+
+
+def enhanced(in_dir, ref_dir):
+    R = rotation(20, 5, -15)
+    row, col = R[:, 0], R[:, 1]
+    normal = np.cross(row, col)
+    spacing = (1.5, 1.25)
+    nr, nc, nz, nt = 5, 6, 4, 3
+    origin = np.array([-30.0, 20.0, 5.0])
+    tes = [10.0, 25.0]
+    frames = []
+    expect = np.zeros((2, nt, nz, nr, nc))
+    for e, te in enumerate(tes):
+        for t in range(nt):
+            for k in range(nz):
+                px = rng.integers(-1000, 3000, size=(nr, nc))
+                slope, inter = float(rng.uniform(0.5, 2)), float(rng.uniform(-10, 10))
+                slope, inter = float("%.6f" % slope), float("%.3f" % inter)
+                frames.append(dict(ipp=origin + normal * 3.5 * k, pixels=px, slope=slope, inter=inter, te=te,
+                                   temporal=t + 1, dim=[e + 1, t + 1, k + 1], instack=k + 1))
+                expect[e, t, k] = px * slope + inter
+    random.shuffle(frames)
+    enhanced_mr(os.path.join(in_dir, "enhanced", "multiecho"), row, col, spacing, frames, nr, nc)
+    aff = ref_affine(row, col, normal * 3.5, origin, spacing)
+    for e in range(2):
+        save_ref(ref_dir, "enh_echo%d" % (e + 1), np.transpose(expect[e], (3, 2, 1, 0)), aff, dtype="float32")
+
+    # DWI: 4 volumes x 3 slices, frames stored slice-major; order from DimensionIndexValues
+    bvals = [0, 1000, 1000, 2000]
+    grads = [[0, 0, 0], unit([1, 0.3, 0.2]), unit([-0.1, 1, 0.5]), unit([0.3, -0.2, 1])]
+    frames = []
+    expect = np.zeros((4, 3, nr, nc))
+    for k in range(3):
+        for t in range(4):
+            px = rng.integers(0, 3000, size=(nr, nc))
+            frames.append(dict(ipp=origin + normal * 3.5 * k, pixels=px, b=bvals[t], grad=grads[t],
+                               dim=[k + 1, t + 1], instack=k + 1))
+            expect[t, k] = px
+    random.shuffle(frames)
+    enhanced_mr(os.path.join(in_dir, "enhanced", "dwi"), row, col, spacing, frames, nr, nc)
+    save_ref(ref_dir, "enh_dwi", np.transpose(expect, (3, 2, 1, 0)), aff, bvals=bvals, grads=grads)
+
+
+def enhanced_ct(in_dir, ref_dir):
+    """Enhanced CT: one stack, descending positions, rescale in the shared
+    groups (kept as scl_slope/scl_inter over int16)."""
+    row, col = np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
+    spacing = (0.7, 0.7)
+    nr, nc, nz = 6, 5, 5
+    origin = np.array([-20.0, -30.0, 100.0])
+    frames, expect = [], np.zeros((nz, nr, nc))
+    for k in range(nz):
+        px = rng.integers(0, 3000, size=(nr, nc))
+        frames.append(dict(ipp=origin - np.array([0, 0, 1.25 * k]), pixels=px, dim=[k + 1], instack=k + 1))
+        expect[nz - 1 - k] = px - 1024  # k-th stored frame is the (nz-1-k)-th along +z
+    shared = dict(PixelValueTransformationSequence=[seq_item(RescaleSlope="1", RescaleIntercept="-1024",
+                                                             RescaleType="HU")])
+    enhanced_mr(os.path.join(in_dir, "enhanced", "ct"), row, col, spacing, frames, nr, nc, extra_shared=shared,
+                modality="CT")
+    save_ref(ref_dir, "enh_ct", np.transpose(expect, (2, 1, 0)),
+             ref_affine(row, col, np.array([0, 0, 1.25]), origin - np.array([0, 0, 1.25 * (nz - 1)]), spacing),
+             dtype="int16")
+
+
+def rgb(in_dir, ref_dir):
+    row, col = np.array([0, 1.0, 0]), np.array([0, 0, -1.0])  # sagittal
+    spacing = (0.9, 0.7)
+    nr, nc, nz = 4, 5, 3
+    for planar in (0, 1):
+        suid = new_uid()
+        data = rng.integers(0, 256, size=(nz, nr, nc, 3)).astype(np.uint8)
+        dsets = []
+        for k in range(nz):
+            ds = base(ExplicitVRLittleEndian, suid, 40 + planar, k + 1)
+            ds.ImageType = ["ORIGINAL", "PRIMARY", "OTHER"]
+            put_slice(ds, row, col, np.cross(row, col) * 4.0 * k, spacing, np.zeros((nr, nc)))
+            ds.SamplesPerPixel = 3
+            ds.PhotometricInterpretation = "RGB"
+            ds.PlanarConfiguration = planar
+            ds.BitsAllocated = 8
+            ds.BitsStored = 8
+            ds.HighBit = 7
+            ds.PixelRepresentation = 0
+            px = data[k]
+            ds.PixelData = (np.transpose(px, (2, 0, 1)) if planar else px).tobytes()
+            dsets.append(ds)
+        write_all(in_dir, "rgb%d" % planar, dsets)
+        ref = np.transpose(data, (2, 1, 0, 3))  # (c, r, k, channel)
+        save_ref(ref_dir, "rgb_planar" if planar else "rgb_interleaved", ref,
+                 ref_affine(row, col, np.cross(row, col) * 4.0, np.zeros(3), spacing), dtype="rgb24")
+
+
+def main():
+    in_dir, ref_dir = sys.argv[1], sys.argv[2]
+    os.makedirs(in_dir, exist_ok=True)
+    os.makedirs(ref_dir, exist_ok=True)
+    dwi_std(in_dir, ref_dir)
+    dwi_philips(in_dir, ref_dir)
+    complex_parts(in_dir, ref_dir)
+    ct_tilt(in_dir, ref_dir)
+    enhanced(in_dir, ref_dir)
+    enhanced_ct(in_dir, ref_dir)
+    rgb(in_dir, ref_dir)
+
+
+if __name__ == "__main__":
+    main()
