@@ -36,6 +36,7 @@ const char* skip_reason_code(SkipReason r) {
     case SkipReason::Malformed: return "malformed";
     case SkipReason::BrokenArchive: return "broken_archive";
     case SkipReason::ArchiveTooLarge: return "archive_too_large";
+    case SkipReason::Duplicate: return "duplicate";
   }
   return "unknown";
 }
@@ -54,6 +55,7 @@ const char* skip_reason_text(SkipReason r) {
     case SkipReason::Malformed: return "malformed DICOM (impossible VR, length or nesting)";
     case SkipReason::BrokenArchive: return "archive cannot be read to its end";
     case SkipReason::ArchiveTooLarge: return "archive larger than the in-memory limit";
+    case SkipReason::Duplicate: return "duplicate of another input (same SOP instance)";
   }
   return "unknown";
 }
@@ -413,6 +415,7 @@ bool parse_header(const InputFile& in, const IndexOptions& opt, uint64_t size, I
     if (const char* s = gdcm::TransferSyntax::GetTSString(ts)) h.transfer_syntax = s;
   }
   h.sop_class_uid = element_text(ds, gdcm::Tag(0x0008, 0x0016));
+  h.sop_instance_uid = element_text(ds, gdcm::Tag(0x0008, 0x0018));
   h.series_uid = element_text(ds, gdcm::Tag(0x0020, 0x000e));
   h.modality = element_text(ds, gdcm::Tag(0x0008, 0x0060));
   h.image_type = element_text(ds, gdcm::Tag(0x0008, 0x0008));

@@ -27,6 +27,7 @@ enum class SkipReason : uint8_t {
   Malformed,         // impossible VR, length or nesting
   BrokenArchive,     // a .zip/.tar that cannot be read to its end
   ArchiveTooLarge,   // an archive over the in-memory limit
+  Duplicate,         // the same SOP instance as another input (a copy): skipped
 };
 const char* skip_reason_code(SkipReason r);  // e.g. "not_dicom"
 const char* skip_reason_text(SkipReason r);  // e.g. "not a DICOM file"
@@ -56,6 +57,7 @@ struct SliceHeader {
   // identity of the series (used only for grouping; never written out)
   std::string series_uid;
   std::string sop_class_uid;
+  std::string sop_instance_uid;  // to recognise the same instance stored twice
   std::string transfer_syntax;
   std::string modality;     // e.g. "MR"
   std::string image_type;   // values joined with '\'

@@ -1,4 +1,5 @@
 #include "io/dicom_pixels.h"
+#include "io/dicom_probe.h"
 #include "io/parser_guard.h"
 
 #include <gdcmImage.h>
@@ -6,6 +7,7 @@
 #include <gdcmReader.h>
 #include <gdcmTransferSyntax.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -19,7 +21,38 @@ namespace rapidnii::io {
 // transfer syntaxes, GDCM's codecs through a bare gdcm::Image otherwise.
 namespace {
 
+// Native transfer syntaxes: the pixel bytes are copied straight from the
+// (memory-mapped) file at the offset the structural walk found, swapped to
+// host order for big endian. Returns false when this path does not apply.
+bool copy_native(const InputFile& in, const SliceHeader& expect, std::span<std::byte> out, std::string& why,
+                 bool& applied) {
+  applied = false;
+  bool ok = false;
+  with_input_bytes(in, [&](std::span<const uint8_t> b) {
+    const NativePixels px = find_native_pixels(b);
+    if (!px.found) return;
+    applied = true;
+    if (px.length < out.size() || px.offset + out.size() > b.size()) {
+      why = "truncated pixel data";
+      return;
+    }
+    std::memcpy(out.data(), b.data() + px.offset, out.size());
+    const int bytes = expect.bits_allocated / 8;
+    if (px.big_endian && bytes > 1) {
+      for (size_t i = 0; i + bytes <= out.size(); i += bytes) std::reverse(out.begin() + i, out.begin() + i + bytes);
+    }
+    ok = true;
+  });
+  return ok;
+}
+
 bool decode(const InputFile& in, const SliceHeader& expect, std::span<std::byte> out, std::string& why) {
+  if (expect.transfer_syntax == "1.2.840.10008.1.2" || expect.transfer_syntax == "1.2.840.10008.1.2.1" ||
+      expect.transfer_syntax == "1.2.840.10008.1.2.2") {
+    bool applied = false;
+    const bool ok = copy_native(in, expect, out, why, applied);
+    if (applied) return ok;
+  }
   try {
     gdcm::Reader reader;
     auto stream = open_input(in);

@@ -156,7 +156,9 @@ struct Walker {
 
 }  // namespace
 
-ProbeResult probe_dicom_bytes(std::span<const uint8_t> b) {
+namespace {
+
+ProbeResult probe_core(std::span<const uint8_t> b, NativePixels* px) {
   Walker w{b.data(), b.size()};
   size_t pos = 0;
   std::string ts;
@@ -200,7 +202,28 @@ ProbeResult probe_dicom_bytes(std::span<const uint8_t> b) {
   w.big_endian = ts == "1.2.840.10008.1.2.2";
   bool pixels = false;
   if (!w.elements(pos, b.size(), false, 0, &pixels)) return w.fail;
+  if (px && pixels && (ts == "1.2.840.10008.1.2" || ts == "1.2.840.10008.1.2.1" || ts == "1.2.840.10008.1.2.2")) {
+    // pos is at the PixelData element (checked by the walker)
+    const size_t header = w.explicit_vr ? 12 : 8;
+    const uint32_t len = w.explicit_vr ? w.u32(pos + 8) : w.u32(pos + 4);
+    if (len != 0xFFFFFFFF) {
+      px->found = true;
+      px->big_endian = w.big_endian;
+      px->offset = pos + header;
+      px->length = len;
+    }
+  }
   return ProbeResult::Ok;
+}
+
+}  // namespace
+
+ProbeResult probe_dicom_bytes(std::span<const uint8_t> b) { return probe_core(b, nullptr); }
+
+NativePixels find_native_pixels(std::span<const uint8_t> b) {
+  NativePixels px;
+  if (probe_core(b, &px) != ProbeResult::Ok) px.found = false;
+  return px;
 }
 
 }  // namespace rapidnii::io

@@ -21,4 +21,14 @@ enum class ProbeResult : uint8_t {
 
 ProbeResult probe_dicom_bytes(std::span<const uint8_t> bytes);
 
+// Where the PixelData value lies, for a structurally sound file in a native
+// (uncompressed, not deflated) transfer syntax: the decoder then copies the
+// bytes straight from the file, without a full parse.
+struct NativePixels {
+  bool found = false;
+  bool big_endian = false;
+  uint64_t offset = 0, length = 0;
+};
+NativePixels find_native_pixels(std::span<const uint8_t> bytes);
+
 }  // namespace rapidnii::io

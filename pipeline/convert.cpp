@@ -611,6 +611,16 @@ ConvertSummary convert(const ConvertOptions& opt) {
   }
   idx.clear();
 
+  // copies of the same instance (e.g. an archive holding a folder twice)
+  for (uint32_t d : find_duplicate_instances(headers, usable)) {
+    usable[d] = false;
+    sum.slices_indexed--;
+    sum.skipped[io::skip_reason_text(io::SkipReason::Duplicate)]++;
+    report["skipped"].push_back({{"input", scan.files[d].describe()},
+                                 {"reason", io::skip_reason_code(io::SkipReason::Duplicate)},
+                                 {"detail", ""}});
+  }
+
   // plan
   Plan plan = plan_series(headers, usable);
   auto report_failure = [&](const std::vector<uint32_t>& files, const std::string& why) {

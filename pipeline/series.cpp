@@ -341,6 +341,24 @@ io::SliceHeader frame_header(const io::SliceHeader& h, const io::FrameInfo& f) {
 
 }  // namespace
 
+std::vector<uint32_t> find_duplicate_instances(const std::vector<io::SliceHeader>& headers,
+                                               const std::vector<bool>& usable) {
+  // A copy has the same SOP instance AND the same place in the same series:
+  // modified variants keep the UID in another series (the 12-bit validation
+  // set does), and those are not duplicates.
+  std::vector<uint32_t> dup;
+  std::set<std::string> seen;
+  for (uint32_t i = 0; i < headers.size(); ++i) {
+    if (i >= usable.size() || !usable[i] || headers[i].sop_instance_uid.empty()) continue;
+    const io::SliceHeader& h = headers[i];
+    char place[160];
+    std::snprintf(place, sizeof place, "|%d|%d|%d|%.4f|%.4f|%.4f", h.instance_number, h.acquisition_number,
+                  h.temporal_position, h.ipp[0], h.ipp[1], h.ipp[2]);
+    if (!seen.insert(h.sop_instance_uid + "|" + split_key(h) + place).second) dup.push_back(i);
+  }
+  return dup;
+}
+
 Plan plan_series(const std::vector<io::SliceHeader>& headers, const std::vector<bool>& usable) {
   bool any_frames = false;
   for (uint32_t i = 0; i < headers.size(); ++i) any_frames |= i < usable.size() && usable[i] && headers[i].frames;

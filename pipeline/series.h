@@ -74,6 +74,12 @@ struct Plan {
 // `usable[i]` false entries are ignored (skipped files).
 Plan plan_series(const std::vector<io::SliceHeader>& headers, const std::vector<bool>& usable);
 
+// Files that repeat an earlier usable file: the same SOP Instance UID in the
+// same series at the same place (copies of the same image), which would
+// otherwise look like extra time points.
+std::vector<uint32_t> find_duplicate_instances(const std::vector<io::SliceHeader>& headers,
+                                               const std::vector<bool>& usable);
+
 // Geometry helpers (exposed for tests).
 Vec3 cross(const Vec3& a, const Vec3& b);
 double dot(const Vec3& a, const Vec3& b);

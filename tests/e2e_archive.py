@@ -175,6 +175,7 @@ def scenario_bad_input(rapidnii, work):
     bad_len[j + 6:j + 8] = (60000).to_bytes(2, "little")  # a length past the end of the data set
     put("wrong_length", bytes(bad_len), None)
     put("notes.txt", b"plain text\n" * 50, "not_dicom")
+    open(os.path.join(bad, "copy_of_a_slice"), "wb").write(template)  # the same image twice
     put("photo.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + os.urandom(2000), "not_dicom")
     dd = pydicom.dcmread(good[0][0])
     dd.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.1.3.10"
@@ -206,6 +207,9 @@ def scenario_bad_input(rapidnii, work):
             raise SystemExit("FAIL: %s not in the report" % name)
         if reason and reasons[name] != reason:
             raise SystemExit("FAIL: %s reported as %s, expected %s" % (name, reasons[name], reason))
+    dups = [s for s in report["skipped"] if s["reason"] == "duplicate"]
+    if len(dups) != 1 or os.path.basename(dups[0]["input"]) not in ("copy_of_a_slice", os.path.basename(good[0][0])):
+        raise SystemExit("FAIL: the copied slice is not reported once as a duplicate: %s" % dups)
     for name in ("random_after_preamble", "wrong_length"):
         print("  %s -> %s" % (name, reasons[name]))
     if not any("missing slices" in f["reason"] for f in report["failed"]):

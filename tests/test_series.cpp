@@ -531,3 +531,25 @@ TEST(Rescale, RgbIsWrittenAsRgb24WithoutRescale) {
   EXPECT_EQ(plan.series[0].out_type, rapidnii::io::NiftiType::RGB24);
   EXPECT_FALSE(plan.series[0].rescale_to_float);
 }
+
+TEST(Grouping, DuplicateInstancesAreFoundNotStacked) {
+  auto hs = stack(kAxial, {0, 0, 0}, 2, {0, 1, 2});
+  for (size_t i = 0; i < hs.size(); ++i) hs[i].sop_instance_uid = "2.25." + std::to_string(100 + i);
+  hs.push_back(hs[1]);  // the same image twice
+  std::vector<bool> usable(hs.size(), true);
+  auto dup = rapidnii::pipeline::find_duplicate_instances(hs, usable);
+  ASSERT_EQ(dup.size(), 1u);
+  EXPECT_EQ(dup[0], 3u);
+  usable[3] = false;
+  auto plan = plan_series(hs, usable);
+  ASSERT_EQ(plan.series.size(), 1u);
+  EXPECT_EQ(plan.series[0].nz, 3);
+  EXPECT_EQ(plan.series[0].nt, 1);
+  // the same UID in another series (a modified variant) is no duplicate
+  hs[3].series_number = 9;
+  EXPECT_TRUE(rapidnii::pipeline::find_duplicate_instances(hs, std::vector<bool>(hs.size(), true)).empty());
+  // without a UID nothing is called a duplicate
+  hs[3].series_number = hs[1].series_number;
+  hs[3].sop_instance_uid.clear();
+  EXPECT_TRUE(rapidnii::pipeline::find_duplicate_instances(hs, std::vector<bool>(hs.size(), true)).empty());
+}

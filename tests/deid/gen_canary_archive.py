@@ -361,6 +361,68 @@ def write_series(root, subj, study, series, files_written):
                 inst += 1
 
 
+def write_enhanced(root, subj, study, files):
+    """An enhanced MR object (3 frames) with canaries at the top level and
+    inside the shared and per-frame functional groups (a Philips-style
+    private element, FrameComments, referenced UIDs)."""
+    ds = base_dataset(ExplicitVRLittleEndian, "1.2.840.10008.5.1.4.1.1.4.1", "MR")
+    if subj.charset:
+        ds.SpecificCharacterSet = subj.charset
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = subj.name, subj.pid, subj.birth, subj.sex
+    if subj.issuer:
+        ds.IssuerOfPatientID = subj.issuer
+    ds.RepetitionTime, ds.EchoTime = "3000", "90"
+    ds.StudyInstanceUID = study["uid"]
+    ds.SeriesInstanceUID = canary("uid", fresh_uid(), subj.code + ".EnhancedSeriesUID")
+    ds.StudyDate = ds.SeriesDate = ds.ContentDate = study["date"]
+    ds.AcquisitionDateTime = study["date"] + study["acq_time"]
+    ds.StudyTime, ds.AccessionNumber = study["time"], study["accession"]
+    ds.InstitutionName, ds.StationName, ds.DeviceSerialNumber = study["institution"], study["station"], study["serial"]
+    ds.Manufacturer, ds.ManufacturerModelName = "Philips", "Ingenia"
+    ds.SeriesNumber, ds.InstanceNumber = 11, 1
+    ds.ProtocolName = "T2 enhanced %s" % subj.pid
+    ds.SeriesDescription = "t2 %s" % subj.name.split("=")[0].split("^")[0]
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "NONE"]
+    ds.ImageComments = canary("text", token(), subj.code + ".Enhanced.ImageComments")
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.Rows = ds.Columns = 8
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+    ds.NumberOfFrames = 3
+    shared = Dataset()
+    pm = Dataset()
+    pm.PixelSpacing, pm.SliceThickness = ["2", "2"], "2"
+    po = Dataset()
+    po.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+    ref.ReferencedSOPInstanceUID = canary("uid", fresh_uid(), subj.code + ".Enhanced.SharedReferencedSOP")
+    shared.PixelMeasuresSequence, shared.PlaneOrientationSequence = Sequence([pm]), Sequence([po])
+    shared.ReferencedImageSequence = Sequence([ref])
+    shared.add_new(0x20050010, "LO", "Philips MR Imaging DD 001")
+    shared.add_new(0x20051001, "LO", canary("text", token(), subj.code + ".Enhanced.SharedPrivate"))
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    frames = []
+    for k in range(3):
+        it = Dataset()
+        pp = Dataset()
+        pp.ImagePositionPatient = ["-8", "-8", "%d" % (2 * k)]
+        fc = Dataset()
+        fc.StackID, fc.InStackPositionNumber = "1", k + 1
+        fc.FrameComments = canary("text", token(), subj.code + ".Enhanced.FrameComments%d" % k)
+        fc.FrameAcquisitionDateTime = study["date"] + study["acq_time"]
+        it.PlanePositionSequence, it.FrameContentSequence = Sequence([pp]), Sequence([fc])
+        it.add_new(0x20050010, "LO", "Philips MR Imaging DD 001")
+        it.add_new(0x20051002, "LO", canary("text", token(), subj.code + ".Enhanced.PerFramePrivate%d" % k))
+        frames.append(it)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(frames)
+    ds.PixelData = (np.arange(3 * 64) * 5 + 100).astype("<i2").tobytes()
+    folder = os.path.join(root, study["folder"])
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "IM_%s_ENH" % study["accession"])
+    ds.save_as(path, write_like_original=False)
+    files.append(path)
+
+
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     root, out_json = args
@@ -437,6 +499,9 @@ def main():
             for s in ([t1, bold, me, pet] if ses == 0 else [t1, bold]):
                 write_series(root, subj, study, s, files)
                 n_series["converted"] += 3 if s is me else 1
+            if ses == 0:
+                write_enhanced(root, subj, study, files)
+                n_series["converted"] += 1
             if ses == 0:
                 # the burned-in set: none of these may be converted
                 burned = [
