@@ -7,6 +7,8 @@
 
 #include <openssl/evp.h>
 
+#include "io/hex.h"
+
 #include "io/gzip.h"
 
 #include <fcntl.h>
@@ -503,11 +505,7 @@ NiftiGzResult write_nifti_gz(const std::filesystem::path& final_path, const Nift
   unsigned len = 0;
   EVP_DigestFinal_ex(md, digest, &len);
   EVP_MD_CTX_free(md);
-  static const char* hexd = "0123456789abcdef";
-  for (unsigned i = 0; i < len; ++i) {
-    r.sha256.push_back(hexd[digest[i] >> 4]);
-    r.sha256.push_back(hexd[digest[i] & 15]);
-  }
+  r.sha256 = to_hex(digest, len);
   return r;
 }
 

@@ -1,5 +1,7 @@
 #include "pipeline/deid.h"
 
+#include "io/hex.h"
+
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -38,15 +40,7 @@ const char* profile_name(Profile p) {
 
 namespace {
 
-std::string hex(const uint8_t* p, size_t n) {
-  static const char* d = "0123456789abcdef";
-  std::string s;
-  for (size_t i = 0; i < n; ++i) {
-    s.push_back(d[p[i] >> 4]);
-    s.push_back(d[p[i] & 15]);
-  }
-  return s;
-}
+using io::to_hex;
 
 std::vector<uint8_t> raw_hmac(const std::vector<uint8_t>& key, std::string_view msg) {
   std::vector<uint8_t> out(EVP_MAX_MD_SIZE);
@@ -63,7 +57,7 @@ Key make_key(std::vector<uint8_t> bytes) {
   Key k;
   k.bytes = std::move(bytes);
   auto id = raw_hmac(k.bytes, "key-id");
-  k.id = hex(id.data(), 4);
+  k.id = to_hex(id.data(), 4);
   return k;
 }
 
@@ -89,7 +83,7 @@ Key load_or_create_key(const fs::path& state_dir, bool* created) {
   if (fs::exists(kp)) return make_key(read_key_bytes(kp));
   uint8_t raw[32];
   if (RAND_bytes(raw, sizeof raw) != 1) throw std::runtime_error("no random bytes for a key");
-  const std::string text = hex(raw, sizeof raw) + "\n";
+  const std::string text = to_hex(raw, sizeof raw) + "\n";
   // Shards may start together: the first link() wins, the others read its key.
   const fs::path tmp = state_dir / ("key.tmp-" + std::to_string(::getpid()));
   {
@@ -143,7 +137,7 @@ std::string Pseudonymizer::subject_label(std::string_view issuer, std::string_vi
 
 std::string Pseudonymizer::site_token(std::string_view institution) const {
   auto h = hmac("site", institution);
-  return "site-" + hex(h.data(), 4);
+  return "site-" + to_hex(h.data(), 4);
 }
 
 std::string Pseudonymizer::scanner_token(std::string_view model, std::string_view serial,
@@ -154,7 +148,7 @@ std::string Pseudonymizer::scanner_token(std::string_view model, std::string_vie
   v += "|";
   v += station;
   auto h = hmac("scanner", v);
-  return "scanner-" + hex(h.data(), 4);
+  return "scanner-" + to_hex(h.data(), 4);
 }
 
 int64_t Pseudonymizer::date_offset_days(std::string_view subject_label) const {

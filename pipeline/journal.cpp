@@ -1,5 +1,7 @@
 #include "pipeline/journal.h"
 
+#include "io/hex.h"
+
 #include <openssl/evp.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -21,16 +23,6 @@ void exec(sqlite3* db, const char* sql) {
     sqlite3_free(err);
     throw std::runtime_error("journal: " + msg);
   }
-}
-
-std::string hex(const unsigned char* p, unsigned n) {
-  static const char* d = "0123456789abcdef";
-  std::string s;
-  for (unsigned i = 0; i < n; ++i) {
-    s.push_back(d[p[i] >> 4]);
-    s.push_back(d[p[i] & 15]);
-  }
-  return s;
 }
 
 }  // namespace
@@ -98,7 +90,7 @@ std::string sha256_hex(const std::string& data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned n = 0;
   EVP_Digest(data.data(), data.size(), md, &n, EVP_sha256(), nullptr);
-  return hex(md, n);
+  return io::to_hex(md, n);
 }
 
 std::string file_sha256(const std::filesystem::path& p) {
@@ -115,7 +107,7 @@ std::string file_sha256(const std::filesystem::path& p) {
   unsigned n = 0;
   EVP_DigestFinal_ex(ctx, md, &n);
   EVP_MD_CTX_free(ctx);
-  return hex(md, n);
+  return io::to_hex(md, n);
 }
 
 uint64_t remove_stale_temporaries(const std::filesystem::path& root) {

@@ -71,7 +71,7 @@ TIME_POOL = set()
 
 def fresh_time(low_seconds):
     while True:
-        h = RNG.randint(0, 23)
+        h = RNG.randint(1, 23)  # not within the first hour: seconds since midnight stay distinctive
         mi = RNG.randint(0, 59)
         s = RNG.randint(1, 9) if low_seconds else RNG.randint(11, 59)
         t = "%02d%02d%02d.%06d" % (h, mi, s, RNG.randint(1, 999999))

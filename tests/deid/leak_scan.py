@@ -213,7 +213,8 @@ class Needles:
             if s in self.decimal_md5:
                 hit(self.decimal_md5[s], "decimal MD5")
             if text_mode:
-                if s in self.numbers:
+                # numbers under 4 digits are too common to be evidence
+                if s in self.numbers and len(s.replace(b".", b"")) >= 4:
                     hit(self.numbers[s], "number %r" % s)
                 for part in re.split(rb"[._]", s):
                     if part in self.numbers and len(part) >= 4:
