@@ -396,12 +396,15 @@ namespace {
 
 // The GDCM part of the indexer (run under the parser guard). Returns true
 // when `r` holds the answer.
-bool parse_header(const InputFile& in, const IndexOptions& opt, uint64_t size, IndexResult& r) {
+bool parse_header(const InputFile& in, const IndexOptions& opt, uint64_t size, uint16_t pixel_element,
+                  IndexResult& r) {
   gdcm::Reader reader;
   auto stream = open_input(in);
   reader.SetStream(*stream);
+  // the values of FloatPixelData (7FE0,0008) and DoubleFloatPixelData
+  // (7FE0,0009), which come before PixelData, are skipped too
   const gdcm::Tag pixel_data(0x7fe0, 0x0010);
-  if (!reader.ReadUpToTag(pixel_data, {pixel_data})) {
+  if (!reader.ReadUpToTag(pixel_data, {gdcm::Tag(0x7fe0, 0x0008), gdcm::Tag(0x7fe0, 0x0009), pixel_data})) {
     r.skip = SkipReason::NotDicom;
     return true;
   }
@@ -534,6 +537,23 @@ bool parse_header(const InputFile& in, const IndexOptions& opt, uint64_t size, I
   }
   us_value<0x0028, 0x0006>(ds, h.planar_configuration);
 
+  if (pixel_element == 0x0009) {
+    r.skip = SkipReason::Unsupported;
+    r.detail = "double float pixel data";
+    return true;
+  }
+  if (pixel_element == 0x0008) {
+    // FloatPixelData: IEEE float32 values, no stored-bits masking
+    if (h.bits_allocated != 32 || h.samples_per_pixel != 1) {
+      r.skip = SkipReason::Unsupported;
+      r.detail = "float pixel data other than 32-bit single sample";
+      return true;
+    }
+    h.float_pixels = 32;
+    h.bits_stored = 32;
+    h.high_bit = 31;
+    h.pixel_representation = 1;
+  }
   if (h.bits_allocated != 8 && h.bits_allocated != 16 && h.bits_allocated != 32) {
     r.skip = SkipReason::Unsupported;
     r.detail = "bits allocated not 8, 16 or 32";
@@ -571,10 +591,15 @@ bool parse_header(const InputFile& in, const IndexOptions& opt, uint64_t size, I
 IndexResult index_dicom_file(const InputFile& in, const IndexOptions& opt) {
   IndexResult r;
   uint64_t size = 0;
+  uint16_t pixel_element = 0;
   ProbeResult probe = ProbeResult::NotDicom;
   if (!with_input_bytes(in, [&](std::span<const uint8_t> b) {
         size = b.size();
-        if (size) probe = probe_dicom_bytes(b);
+        if (size) {
+          NativePixels px;
+          probe = probe_dicom_bytes(b, px);
+          pixel_element = px.found ? px.element : 0;
+        }
       })) {
     r.skip = SkipReason::Unreadable;
     return r;
@@ -594,7 +619,7 @@ IndexResult index_dicom_file(const InputFile& in, const IndexOptions& opt) {
   bool done = false;
   auto parse = [&]() {
     try {
-      done = parse_header(in, opt, size, r);
+      done = parse_header(in, opt, size, pixel_element, r);
     } catch (...) {
       r.skip = SkipReason::NotDicom;
       r.header = SliceHeader{};

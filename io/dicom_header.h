@@ -81,6 +81,7 @@ struct SliceHeader {
   uint16_t bits_allocated = 0, bits_stored = 0, high_bit = 0;
   uint16_t pixel_representation = 0;  // 0 unsigned, 1 signed
   uint16_t samples_per_pixel = 1;
+  uint8_t float_pixels = 0;  // 32: FloatPixelData (7FE0,0008) instead of integer PixelData
   int32_t number_of_frames = 1;
   bool has_rescale = false;
   double rescale_slope = 1.0, rescale_intercept = 0.0;

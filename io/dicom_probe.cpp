@@ -1,6 +1,7 @@
 #include "io/dicom_probe.h"
 
 
+#include <cstdint>
 #include <cstring>
 #include <string>
 
@@ -13,6 +14,7 @@ struct Walker {
   size_t n;
   bool explicit_vr = true;
   bool big_endian = false;
+  size_t float_pos = SIZE_MAX;  // FloatPixelData / DoubleFloatPixelData element, if any
   ProbeResult fail = ProbeResult::Ok;
 
   uint16_t u16(size_t at) const {
@@ -91,8 +93,12 @@ struct Walker {
         fail = ProbeResult::Malformed;
         return false;
       }
-      if (reached_pixels && g == 0x7FE0 && e == 0x0010) {
-        // the PixelData element header must be sound too: GDCM trusts it
+      // PixelData, FloatPixelData or DoubleFloatPixelData: the element header
+      // must be sound (GDCM trusts it). The float elements come before
+      // PixelData and the walk goes on after them (GDCM reads on too).
+      if (reached_pixels && g == 0x7FE0 && (e == 0x0010 || e == 0x0008 || e == 0x0009)) {
+        size_t header = 8;
+        uint32_t len = 0;
         if (explicit_vr) {
           const char vr[2] = {char(p[pos + 4]), char(p[pos + 5])};
           const bool ok_vr = (vr[0] == 'O' && (vr[1] == 'B' || vr[1] == 'W' || vr[1] == 'F' || vr[1] == 'D')) ||
@@ -102,20 +108,26 @@ struct Walker {
             return false;
           }
           if (!need(pos, 12, end)) return false;
-          const uint32_t len = u32(pos + 8);
-          if (len != 0xFFFFFFFF && len > end - (pos + 12)) {
-            fail = ProbeResult::TruncatedPixels;
-            return false;
-          }
+          header = 12;
+          len = u32(pos + 8);
         } else {
-          const uint32_t len = u32(pos + 4);
-          if (len != 0xFFFFFFFF && len > end - (pos + 8)) {
-            fail = ProbeResult::TruncatedPixels;
-            return false;
-          }
+          len = u32(pos + 4);
         }
-        *reached_pixels = true;
-        return true;
+        if (len != 0xFFFFFFFF && len > end - (pos + header)) {
+          fail = ProbeResult::TruncatedPixels;
+          return false;
+        }
+        if (e == 0x0010) {
+          *reached_pixels = true;
+          return true;
+        }
+        if (len == 0xFFFFFFFF) {  // float pixel data is never encapsulated
+          fail = ProbeResult::Malformed;
+          return false;
+        }
+        float_pos = pos;
+        pos += header + len;
+        continue;
       }
       uint32_t len;
       bool sq = false;
@@ -202,12 +214,17 @@ ProbeResult probe_core(std::span<const uint8_t> b, NativePixels* px) {
   w.big_endian = ts == "1.2.840.10008.1.2.2";
   bool pixels = false;
   if (!w.elements(pos, b.size(), false, 0, &pixels)) return w.fail;
+  if (!pixels && w.float_pos != SIZE_MAX) {
+    pos = w.float_pos;  // float pixel data and no PixelData
+    pixels = true;
+  }
   if (px && pixels && (ts == "1.2.840.10008.1.2" || ts == "1.2.840.10008.1.2.1" || ts == "1.2.840.10008.1.2.2")) {
-    // pos is at the PixelData element (checked by the walker)
+    // pos is at the pixel element (checked by the walker)
     const size_t header = w.explicit_vr ? 12 : 8;
     const uint32_t len = w.explicit_vr ? w.u32(pos + 8) : w.u32(pos + 4);
     if (len != 0xFFFFFFFF) {
       px->found = true;
+      px->element = w.u16(pos + 2);
       px->big_endian = w.big_endian;
       px->offset = pos + header;
       px->length = len;
@@ -219,6 +236,8 @@ ProbeResult probe_core(std::span<const uint8_t> b, NativePixels* px) {
 }  // namespace
 
 ProbeResult probe_dicom_bytes(std::span<const uint8_t> b) { return probe_core(b, nullptr); }
+
+ProbeResult probe_dicom_bytes(std::span<const uint8_t> b, NativePixels& px) { return probe_core(b, &px); }
 
 NativePixels find_native_pixels(std::span<const uint8_t> b) {
   NativePixels px;

@@ -26,9 +26,12 @@ ProbeResult probe_dicom_bytes(std::span<const uint8_t> bytes);
 // bytes straight from the file, without a full parse.
 struct NativePixels {
   bool found = false;
+  uint16_t element = 0;  // 0x0010 PixelData, 0x0008 FloatPixelData, 0x0009 DoubleFloatPixelData
   bool big_endian = false;
   uint64_t offset = 0, length = 0;
 };
 NativePixels find_native_pixels(std::span<const uint8_t> bytes);
+// Both at once (one walk): the structure check and the pixel element.
+ProbeResult probe_dicom_bytes(std::span<const uint8_t> bytes, NativePixels& px);
 
 }  // namespace rapidnii::io

@@ -201,8 +201,9 @@ bool build_and_write(const SeriesPlan& p, const std::vector<io::InputFile>& path
     return false;
   }
 
-  kernels::normalize_stored_bits<T>(device, std::span<T>(vol), h0.bits_stored, h0.high_bit,
-                                    h0.pixel_representation == 1);
+  if constexpr (std::is_integral_v<T>)
+    kernels::normalize_stored_bits<T>(device, std::span<T>(vol), h0.bits_stored, h0.high_bit,
+                                      h0.pixel_representation == 1);
 
   // CT gantry tilt: resample each slice onto the orthogonal grid (bilinear,
   // stored values rounded; outside the slice the volume's minimum).
@@ -229,7 +230,10 @@ bool build_and_write(const SeriesPlan& p, const std::vector<io::InputFile>& path
           auto at = [&](int xx, int yy) { return double(src[size_t(yy) * p.nx + xx]); };
           const double val = (1 - fy) * ((1 - fx) * at(x0, y0) + fx * at(x1, y0)) +
                              fy * ((1 - fx) * at(x0, y1) + fx * at(x1, y1));
-          slice[size_t(j) * p.nx + i] = static_cast<T>(std::llround(val));
+          if constexpr (std::is_integral_v<T>)
+            slice[size_t(j) * p.nx + i] = static_cast<T>(std::llround(val));
+          else
+            slice[size_t(j) * p.nx + i] = static_cast<T>(val);
         }
     });
   }
@@ -244,7 +248,19 @@ bool build_and_write(const SeriesPlan& p, const std::vector<io::InputFile>& path
   v.descrip = descrip;
 
   std::vector<float> fvol;
-  if (p.rescale_to_float) {
+  if constexpr (!std::is_integral_v<T>) {
+    if (p.rescale_to_float) {
+      why = "rescale varying between slices of float pixel data";
+      return false;
+    }
+  }
+  if constexpr (!std::is_integral_v<T>) {
+    // float pixel data: written as float32 with the series' rescale in scl
+    deface_and_reorient<T>(p, vol, p.scl_slope, p.scl_inter, modality, vo, device, w, v);
+    v.voxels = std::as_bytes(std::span<const T>(vol));
+    v.scl_slope = p.scl_slope;
+    v.scl_inter = p.scl_inter;
+  } else if (p.rescale_to_float) {
     fvol.resize(vol.size());
     kernels::rescale_to_float<T>(device, std::span<const T>(vol), std::span<float>(fvol), p.slopes, p.inters,
                                  slice_vox);
@@ -762,6 +778,10 @@ ConvertSummary convert(const ConvertOptions& opt) {
                   : build_and_write<uint16_t>(p, scan.files, out_path, descrip, metas[i].modality, vo, device, lvl, w, why);
         break;
       case 32:
+        if (p.first.float_pixels == 32) {
+          ok = build_and_write<float>(p, scan.files, out_path, descrip, metas[i].modality, vo, device, lvl, w, why);
+          break;
+        }
         ok = sign ? build_and_write<int32_t>(p, scan.files, out_path, descrip, metas[i].modality, vo, device, lvl, w, why)
                   : build_and_write<uint32_t>(p, scan.files, out_path, descrip, metas[i].modality, vo, device, lvl, w, why);
         break;

@@ -47,7 +47,7 @@ std::string split_key(const io::SliceHeader& h) {
   k += '|';
   k += std::to_string(h.rows) + 'x' + std::to_string(h.cols);
   k += '|';
-  k += std::to_string(h.bits_allocated) + ':' + std::to_string(h.pixel_representation) + ':' +
+  k += std::to_string(h.bits_allocated) + (h.float_pixels ? "f:" : ":") + std::to_string(h.pixel_representation) + ':' +
        std::to_string(h.samples_per_pixel) + ':' + h.photometric;
   k += '|';
   k += std::to_string(h.mosaic_images);
@@ -76,6 +76,7 @@ auto time_key(const io::SliceHeader& h) {
 
 io::NiftiType stored_type(const io::SliceHeader& h) {
   if (h.samples_per_pixel == 3) return io::NiftiType::RGB24;
+  if (h.float_pixels == 32) return io::NiftiType::Float32;
   const bool sign = h.pixel_representation == 1;
   switch (h.bits_allocated) {
     case 8: return sign ? io::NiftiType::Int8 : io::NiftiType::UInt8;

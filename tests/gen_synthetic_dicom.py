@@ -13,6 +13,7 @@ a shuffled order):
               descending, big-endian transfer syntax
   fmri_4d:    3 positions x 3 volumes (AcquisitionNumber), implicit VR
   ct_float:   4 slices whose RescaleSlope varies (float output)
+  float_map:  3 slices of FloatPixelData (float32 values kept exactly)
 Bad inputs: an empty file, a text file, a truncated DICOM file.
 Run with Debian's /usr/bin/python3 (python3-pydicom, python3-nibabel).
 """
@@ -184,6 +185,21 @@ def main():
     srt = sorted(range(4), key=lambda k: ipps[k][2])
     reference(os.path.join(ref_dir, "ct_float.nii"), iop, [ipps[k] for k in srt], spacing,
               [[imgs[k] * slopes[k] - 1024] for k in srt])
+
+    # 5. float pixel data (FloatPixelData, e.g. a parametric map): float32 voxels
+    iop = [1, 0, 0, 0, 1, 0]
+    spacing = (1.5, 1.5)
+    ipps = [[0.0, 0.0, 4.0 * k] for k in range(3)]
+    maps = [(smooth_image(6, 7, 0, 100) / 7.0 + 0.123).astype(np.float32) for _ in ipps]
+    for k in range(3):
+        ds = make_ds(ExplicitVRLittleEndian, uid(15), 15, k + 1, iop, ipps[k], spacing, maps[k].astype(np.int16))
+        del ds.PixelData
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 32, 32, 31
+        for kw in ("BitsStored", "HighBit", "PixelRepresentation"):
+            delattr(ds, kw)
+        ds.FloatPixelData = maps[k].astype("<f4").tobytes()
+        write(os.path.join(in_dir, "float_map"), "m%d" % k, ds)
+    reference(os.path.join(ref_dir, "float_map.nii"), iop, ipps, spacing, [[m] for m in maps])
 
     # bad inputs
     bad = os.path.join(in_dir, "junk")
