@@ -186,19 +186,27 @@ std::string method_text(DefaceMode mode) {
 
 }  // namespace
 
+// Downsample and analyse: the mask, and the coarse grid it came from.
+template <class T>
+DefaceMask analyse_volume(Device d, const T* vol, std::array<int64_t, 3> dims, const Affine& affine, double slope,
+                          double inter, Contrast c, Coarse& coarse) {
+  DefaceMask m;
+  m.contrast = c;
+  m.dims = dims;
+  m.affine = affine;
+  coarse = downsample(d, vol, dims, affine, slope, inter);
+  m.grid = coarse.grid;
+  deface_detail::analyse(coarse, c, m);
+  return m;
+}
+
 template <class T>
 DefaceMask deface_mask(Device d, std::span<const T> vol, std::array<int64_t, 3> dims,
                        const Affine& affine, double slope, double inter, Contrast c) {
   check<T>(vol.size(), dims, slope, "deface_mask");
   d = resolve_device(d);
-  DefaceMask m;
-  m.contrast = c;
-  m.dims = dims;
-  m.affine = affine;
-  const Coarse coarse = downsample(d, vol.data(), dims, affine, slope, inter);
-  m.grid = coarse.grid;
-  deface_detail::analyse(coarse, c, m);
-  return m;
+  Coarse coarse;
+  return analyse_volume(d, vol.data(), dims, affine, slope, inter, c, coarse);
 }
 
 namespace {
@@ -276,13 +284,8 @@ DefaceReport deface(Device d, std::span<T> vol, std::array<int64_t, 3> dims, con
     return r;
   }
   d = resolve_device(d);
-  DefaceMask m;
-  m.contrast = c;
-  m.dims = dims;
-  m.affine = affine;
-  const Coarse coarse = downsample(d, vol.data(), dims, affine, slope, inter);
-  m.grid = coarse.grid;
-  deface_detail::analyse(coarse, c, m);
+  Coarse coarse;
+  const DefaceMask m = analyse_volume(d, vol.data(), dims, affine, slope, inter, c, coarse);
   return apply_impl<T>(d, vol, dims, affine, slope, inter, m, mode, seed, &coarse);
 }
 
