@@ -323,6 +323,14 @@ def write_series(root, subj, study, series, files_written):
                 if e11 is not None:
                     for elem in e11:
                         ds.add(copy.deepcopy(elem))
+                if series.get("iso2022"):
+                    # ISO 2022 IR 87: a Japanese referring physician whose
+                    # alphabetic group holds canaries, also named in the protocol
+                    ds.SpecificCharacterSet = ["", "ISO 2022 IR 87"]
+                    fam, giv = series["iso2022"]
+                    ds.ReferringPhysicianName = "%s^%s=\u5c71\u7530^\u592a\u90ce=\u3084\u307e\u3060^\u305f\u308d\u3046" % (
+                        fam, giv)
+                    ds.ProtocolName = series["protocol"] + " dr " + fam
                     ds.InstitutionName = study["institution"]
                     ds.StationName = study["station"]
                     ds.DeviceSerialNumber = study["serial"]
@@ -489,6 +497,9 @@ def main():
             # descriptors holding the patient's own name, ID and the date
             t1 = {"number": 2, "protocol": "T1 MPRAGE %s %s" % (name_parts[0], subj.pid),
                   "description": "t1_%s %s" % (name_parts[-1], date), "ts": ts, "e11": True}
+            if subj.code == "A" and ses == 0:
+                t1["iso2022"] = (canary("name", token(), "A.ISO2022.ReferringPhysician.family"),
+                                 canary("name", token(), "A.ISO2022.ReferringPhysician.given"))
             bold = {"number": 5, "protocol": "BOLD rest %s" % study["accession"],
                     "description": "fmri %s-%s-%s" % (date[:4], date[4:6], date[6:]), "volumes": 3,
                     "scanning": "EP", "ts": ts, "tr": 1500}

