@@ -13,11 +13,13 @@
 //   parallel/<engine-level>/threads:N   gzip_compress_parallel (blocks,
 //                            ISA-L dictionary, libdeflate block walk, CRC)
 //   choose/<policy>          choose_compression on the whole volume
+//                            (RAPIDNII_BENCH_PERIOD: bytes per slice)
 #include "io/gzip.h"
 #include "tests/synthetic_ct.h"
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -85,9 +87,16 @@ void bm_parallel(benchmark::State& st, CompressionChoice c) {
   set_counters(st, static_cast<double>(n));
 }
 
+// RAPIDNII_BENCH_PERIOD: bytes per slice of the volume (what rapidnii passes
+// to the choice for a NIfTI volume), 0 or unset: unknown.
+size_t period() {
+  const char* s = std::getenv("RAPIDNII_BENCH_PERIOD");
+  return s ? static_cast<size_t>(std::strtoull(s, nullptr, 10)) : 0;
+}
+
 void bm_choose(benchmark::State& st, rapidnii::io::CompressionPolicy p, int threads) {
   CompressionChoice c;
-  for (auto _ : st) c = rapidnii::io::choose_compression(data(), p, threads);
+  for (auto _ : st) c = rapidnii::io::choose_compression(data(), p, threads, period());
   st.SetLabel(rapidnii::io::to_string(c));
   st.SetBytesProcessed(static_cast<int64_t>(st.iterations() * data().size()));
 }
@@ -95,9 +104,17 @@ void bm_choose(benchmark::State& st, rapidnii::io::CompressionPolicy p, int thre
 }  // namespace
 
 int main(int argc, char** argv) {
+  // every engine and level, and every candidate of the policies (ISA-L
+  // flushing every 16-64 KiB): the names are to_string(), as rapidnii's
+  // summary prints them
   std::vector<CompressionChoice> choices;
-  for (int l = 0; l <= 3; ++l) choices.push_back({CompressionChoice::IsaL, l});
-  for (int l = 1; l <= 9; ++l) choices.push_back({CompressionChoice::Libdeflate, l});
+  auto add = [&](CompressionChoice c) {
+    if (std::find(choices.begin(), choices.end(), c) == choices.end()) choices.push_back(c);
+  };
+  for (int l = 0; l <= 3; ++l) add({CompressionChoice::IsaL, l, 0});
+  for (auto p : {rapidnii::io::CompressionPolicy::Fast, rapidnii::io::CompressionPolicy::Default})
+    for (auto c : rapidnii::io::policy_candidates(p)) add(c);
+  for (int l = 1; l <= 9; ++l) add({CompressionChoice::Libdeflate, l, 0});
 
   benchmark::RegisterBenchmark("zlib/6", bm_zlib)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
   for (const auto c : choices) {

@@ -3,45 +3,86 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <cstring>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 
 namespace rapidnii::io {
 
-void write_file_atomic(const std::filesystem::path& path, std::string_view content, unsigned mode) {
-  static std::atomic<uint64_t> counter{0};
-  std::error_code ec;
-  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
-  const std::filesystem::path tmp = path.parent_path() / ("." + path.filename().string() + ".tmp-" +
-                                                          std::to_string(::getpid()) + "-" +
-                                                          std::to_string(counter++));
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) throw std::runtime_error(std::string("cannot write output file: ") + std::strerror(errno));
-  size_t done = 0;
-  while (done < content.size()) {
-    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
-    if (n < 0) {
+namespace {
+
+std::atomic<uint64_t> g_temp_counter{0};
+
+[[noreturn]] void throw_io(const char* what, int err) {
+  throw std::runtime_error(std::string(what) + ": " + std::generic_category().message(err));
+}
+
+}  // namespace
+
+AtomicFile::AtomicFile(const std::filesystem::path& final_path, unsigned mode) : final_path_(final_path) {
+  const std::string fname = final_path.filename().string();
+  if (fname.empty() || fname == "." || fname == "..") throw std::invalid_argument("output path has no file name");
+  const std::filesystem::path parent = final_path.parent_path();
+  if (!parent.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+    if (ec) throw std::runtime_error("cannot create output directory: " + ec.message());
+  }
+  const std::string tmp_name = "." + fname + ".tmp-" + std::to_string(static_cast<long long>(::getpid())) + "-" +
+                               std::to_string(g_temp_counter.fetch_add(1, std::memory_order_relaxed));
+  tmp_path_ = parent.empty() ? std::filesystem::path(tmp_name) : parent / tmp_name;
+  fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd_ < 0) throw_io("cannot create output file", errno);
+}
+
+AtomicFile::~AtomicFile() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_) ::unlink(tmp_path_.c_str());
+}
+
+void AtomicFile::write(std::span<const uint8_t> bytes) {
+  if (fd_ < 0) throw std::logic_error("AtomicFile: write after commit");
+  const uint8_t* p = bytes.data();
+  size_t n = bytes.size();
+  while (n > 0) {
+    const ssize_t w = ::write(fd_, p, std::min<size_t>(n, size_t{1} << 30));
+    if (w < 0) {
       if (errno == EINTR) continue;
-      const int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw std::runtime_error(std::string("cannot write output file: ") + std::strerror(e));
+      throw_io("cannot write output file", errno);
     }
-    done += size_t(n);
+    if (w == 0) throw_io("cannot write output file", EIO);
+    p += w;
+    n -= static_cast<size_t>(w);
+    written_ += static_cast<uint64_t>(w);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    const int e = errno;
-    ::unlink(tmp.c_str());
-    throw std::runtime_error(std::string("cannot write output file: ") + std::strerror(e));
+}
+
+void AtomicFile::commit() {
+  if (fd_ < 0) throw std::logic_error("AtomicFile: committed twice");
+  if (::fsync(fd_) != 0) throw_io("cannot write output file (fsync)", errno);
+  const int fd = fd_;
+  fd_ = -1;
+  if (::close(fd) != 0) throw_io("cannot write output file (close)", errno);
+  std::error_code ec;
+  std::filesystem::rename(tmp_path_, final_path_, ec);
+  if (ec) throw std::runtime_error("cannot move output file into place: " + ec.message());
+  committed_ = true;
+  // make the rename itself durable (best effort: the data is already synced)
+  const std::filesystem::path parent = final_path_.parent_path();
+  const int dfd = ::open(parent.empty() ? "." : parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    (void)::fsync(dfd);
+    ::close(dfd);
   }
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    ::unlink(tmp.c_str());
-    throw std::runtime_error("cannot write output file: " + ec.message());
-  }
+}
+
+void write_file_atomic(const std::filesystem::path& path, std::string_view content, unsigned mode) {
+  AtomicFile f(path, mode);
+  f.write(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(content.data()), content.size()));
+  f.commit();
 }
 
 }  // namespace rapidnii::io

@@ -21,34 +21,50 @@ namespace rapidnii::io {
 // transfer syntaxes, GDCM's codecs through a bare gdcm::Image otherwise.
 namespace {
 
-// Native transfer syntaxes: the pixel bytes are copied straight from the
-// (memory-mapped) file at the offset the structural walk found, swapped to
-// host order for big endian. Returns false when this path does not apply.
-bool copy_native(const InputFile& in, const SliceHeader& expect, std::span<std::byte> out, std::string& why,
-                 bool& applied) {
+bool is_native_syntax(const std::string& ts) {
+  return ts == "1.2.840.10008.1.2" || ts == "1.2.840.10008.1.2.1" || ts == "1.2.840.10008.1.2.2";
+}
+
+// Native transfer syntaxes: the pixel bytes are taken straight from the
+// (memory-mapped) file at the offset the structural walk found. `fn` gets
+// them and whether they are big endian. Returns false when this path does
+// not apply (`applied` false) or the data is truncated (`applied` true).
+bool native_bytes(const InputFile& in, size_t bytes, bool& applied, std::string& why,
+                  const std::function<void(std::span<const std::byte>, bool)>& fn) {
   applied = false;
   bool ok = false;
-  with_input_bytes(in, [&](std::span<const uint8_t> b) {
+  const bool readable = with_input_bytes(in, [&](std::span<const uint8_t> b) {
     const NativePixels px = find_native_pixels(b);
     if (!px.found) return;
     applied = true;
-    if (px.length < out.size() || px.offset + out.size() > b.size()) {
+    if (px.length < bytes || px.offset + bytes > b.size()) {
       why = "truncated pixel data";
       return;
     }
-    std::memcpy(out.data(), b.data() + px.offset, out.size());
-    const int bytes = expect.bits_allocated / 8;
-    if (px.big_endian && bytes > 1) {
-      for (size_t i = 0; i + bytes <= out.size(); i += bytes) std::reverse(out.begin() + i, out.begin() + i + bytes);
-    }
+    fn(std::as_bytes(b.subspan(px.offset, bytes)), px.big_endian);
     ok = true;
   });
+  if (!readable) {
+    applied = true;
+    why = "pixel data cannot be read";
+  }
   return ok;
 }
 
+// Native pixels copied into `out`, swapped to host order for big endian.
+bool copy_native(const InputFile& in, const SliceHeader& expect, std::span<std::byte> out, std::string& why,
+                 bool& applied) {
+  return native_bytes(in, out.size(), applied, why, [&](std::span<const std::byte> px, bool big_endian) {
+    std::memcpy(out.data(), px.data(), out.size());
+    const int bytes = expect.bits_allocated / 8;
+    if (big_endian && bytes > 1) {
+      for (size_t i = 0; i + bytes <= out.size(); i += bytes) std::reverse(out.begin() + i, out.begin() + i + bytes);
+    }
+  });
+}
+
 bool decode(const InputFile& in, const SliceHeader& expect, std::span<std::byte> out, std::string& why) {
-  if (expect.transfer_syntax == "1.2.840.10008.1.2" || expect.transfer_syntax == "1.2.840.10008.1.2.1" ||
-      expect.transfer_syntax == "1.2.840.10008.1.2.2") {
+  if (is_native_syntax(expect.transfer_syntax)) {
     bool applied = false;
     const bool ok = copy_native(in, expect, out, why, applied);
     if (applied) return ok;
@@ -123,6 +139,25 @@ bool decode_pixels(const InputFile& in, const SliceHeader& expect, std::span<std
     return false;
   }
   return ok;
+}
+
+NativeView with_native_pixels(const InputFile& in, const SliceHeader& expect, size_t bytes,
+                              const std::function<void(std::span<const std::byte>)>& fn, std::string& why) {
+  // big endian is left to decode_pixels, which swaps while it copies
+  if (!is_native_syntax(expect.transfer_syntax) || expect.transfer_syntax == "1.2.840.10008.1.2.2")
+    return NativeView::NotNative;
+  bool applied = false, big_endian = false;
+  std::string err;
+  const bool ok = native_bytes(in, bytes, applied, err, [&](std::span<const std::byte> px, bool be) {
+    big_endian = be;
+    if (!be) fn(px);
+  });
+  if (!applied || (ok && big_endian)) return NativeView::NotNative;
+  if (!ok) {
+    why = err;
+    return NativeView::Failed;
+  }
+  return NativeView::Applied;
 }
 
 }  // namespace rapidnii::io

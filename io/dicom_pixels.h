@@ -2,6 +2,7 @@
 #pragma once
 #include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <span>
 #include <string>
 
@@ -16,5 +17,18 @@ namespace rapidnii::io {
 // kernels). Returns false with a non-identifying reason on failure.
 bool decode_pixels(const InputFile& in, const SliceHeader& expect, std::span<std::byte> out,
                    std::string& why);
+
+// The pixel bytes of a native little-endian image where they lie in the
+// input (memory-mapped; nothing copied), for callers that copy them straight
+// into place (rows flipped into the volume). `bytes` is what the image must
+// hold (frames x rows x cols x samples x bytes per sample).
+//   Applied:   fn was called with exactly `bytes` bytes of pixel data;
+//   NotNative: nothing done: the image must go through decode_pixels
+//              (compressed or big-endian transfer syntax, pixel data the
+//              structural walk did not find);
+//   Failed:    the image is unusable (`why`: truncated pixel data, unreadable).
+enum class NativeView { Applied, NotNative, Failed };
+NativeView with_native_pixels(const InputFile& in, const SliceHeader& expect, size_t bytes,
+                              const std::function<void(std::span<const std::byte>)>& fn, std::string& why);
 
 }  // namespace rapidnii::io

@@ -18,6 +18,7 @@
 #include <libdeflate.h>
 #include <tbb/parallel_reduce.h>
 #include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
 #include <tbb/parallel_invoke.h>
 #include <tbb/parallel_pipeline.h>
 #include <tbb/task_arena.h>
@@ -518,6 +519,10 @@ void compress_block(std::span<const std::byte> in, std::span<const std::byte> di
     return;
   }
 
+  // ISA-L: one stream over the block, primed with the dictionary, ended by
+  // a SYNC_FLUSH every `flush` bytes: each flush closes a deflate block, so
+  // every `flush` bytes get Huffman codes of their own, while the history
+  // carries on (no dictionary to hash again, unlike separate blocks).
   IsalState& st = isal_state();
   const uint32_t lbs = isal_level_buf_size(c.level);
   if (st.level_buf.size() < lbs) st.level_buf.resize(lbs);
@@ -533,24 +538,31 @@ void compress_block(std::span<const std::byte> in, std::span<const std::byte> di
     if (isal_deflate_set_dict(&s, d, static_cast<uint32_t>(dict.size())) != COMP_OK)
       throw std::runtime_error("gzip: ISA-L rejected the dictionary");
   }
-  s.next_in = const_cast<uint8_t*>(src);
-  s.avail_in = static_cast<uint32_t>(in.size());
-  s.end_of_stream = final_block ? 1 : 0;
-  s.flush = final_block ? NO_FLUSH : SYNC_FLUSH;
   ensure(in.size() + in.size() / 8 + 1024);
   size_t used = 0;
-  for (int iter = 0;; ++iter) {
-    if (iter > 10000) throw std::runtime_error("gzip: ISA-L made no progress");
-    if (used == buf.size()) buf.resize(buf.size() * 2);
-    s.next_out = buf.data() + used;
-    s.avail_out = static_cast<uint32_t>(std::min<size_t>(buf.size() - used, UINT32_MAX));
-    const uint32_t before = s.avail_out;
-    const int rc = isal_deflate(&s);
-    if (rc != COMP_OK) throw std::runtime_error("gzip: ISA-L deflate failed (" + std::to_string(rc) + ")");
-    used += before - s.avail_out;
-    if (s.avail_in != 0 || s.avail_out == 0) continue;
-    if (final_block ? s.internal_state.state == ZSTATE_END : s.internal_state.state == ZSTATE_NEW_HDR) break;
-  }
+  const size_t flush = isal_flush_interval(c);
+  size_t at = 0;
+  do {
+    const size_t len = std::min(flush, in.size() - at);
+    const bool last = at + len == in.size();
+    s.next_in = const_cast<uint8_t*>(src + at);
+    s.avail_in = static_cast<uint32_t>(len);
+    s.end_of_stream = final_block && last ? 1 : 0;
+    s.flush = final_block && last ? NO_FLUSH : SYNC_FLUSH;
+    for (int iter = 0;; ++iter) {
+      if (iter > 10000) throw std::runtime_error("gzip: ISA-L made no progress");
+      if (used == buf.size()) buf.resize(buf.size() * 2);
+      s.next_out = buf.data() + used;
+      s.avail_out = static_cast<uint32_t>(std::min<size_t>(buf.size() - used, UINT32_MAX));
+      const uint32_t before = s.avail_out;
+      const int rc = isal_deflate(&s);
+      if (rc != COMP_OK) throw std::runtime_error("gzip: ISA-L deflate failed (" + std::to_string(rc) + ")");
+      used += before - s.avail_out;
+      if (s.avail_in != 0 || s.avail_out == 0) continue;
+      if (s.end_of_stream ? s.internal_state.state == ZSTATE_END : s.internal_state.state == ZSTATE_NEW_HDR) break;
+    }
+    at += len;
+  } while (at < in.size());
   out.assign(buf.data(), buf.data() + used);
 }
 
@@ -622,12 +634,30 @@ struct BlockSlot {
 
 }  // namespace
 
+namespace {
+// What CompressionChoice::block means when it is 0.
+size_t engine_block_size(CompressionChoice::Engine e) {
+  return e == CompressionChoice::IsaL ? size_t{128} << 10 : size_t{4} << 20;
+}
+}  // namespace
+
+size_t isal_flush_interval(CompressionChoice c) {
+  return c.block != 0 ? c.block : engine_block_size(CompressionChoice::IsaL);
+}
+
 std::string to_string(CompressionChoice c) {
-  return (c.engine == CompressionChoice::IsaL ? "isal-" : "libdeflate-") + std::to_string(c.level);
+  std::string s = (c.engine == CompressionChoice::IsaL ? "isal-" : "libdeflate-") + std::to_string(c.level);
+  if (c.block != 0 && c.block != engine_block_size(c.engine)) {
+    if (c.block % (1u << 20) == 0) s += "/" + std::to_string(c.block >> 20) + "m";
+    else if (c.block % 1024 == 0) s += "/" + std::to_string(c.block >> 10) + "k";
+    else s += "/" + std::to_string(c.block);
+  }
+  return s;
 }
 
 size_t default_block_size(CompressionChoice c) {
-  return c.engine == CompressionChoice::IsaL ? size_t{128} << 10 : size_t{4} << 20;
+  if (c.engine == CompressionChoice::IsaL) return std::max<size_t>(kIsalUnit, isal_flush_interval(c));
+  return c.block != 0 ? c.block : engine_block_size(c.engine);
 }
 
 uint64_t gzip_compress_parallel_to(std::span<const std::span<const std::byte>> parts, CompressionChoice choice,
@@ -768,12 +798,33 @@ double policy_size_bound(CompressionPolicy p) {
 
 CompressionSetting parse_compression(std::string_view s) {
   CompressionSetting r;
-  auto parse_level = [&](std::string_view num, int max) {
+  const char* usage =
+      "--compression: expected fast, default, small, 0-12, libdeflate-0..12 or isal-0..3, optionally with a block "
+      "size (isal-2/32k)";
+  auto parse_int = [&](std::string_view num, int max) {
     int v = -1;
     const auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), v);
     if (num.empty() || ec != std::errc() || p != num.data() + num.size() || v < 0 || v > max)
-      throw std::invalid_argument("--compression: expected fast, default, small, 0-12, libdeflate-0..12 or isal-0..3");
+      throw std::invalid_argument(usage);
     return v;
+  };
+  // "<level>[/<n>k|<n>m]" for an engine whose blocks may be min..max bytes
+  auto parse_choice = [&](std::string_view rest, CompressionChoice::Engine e, int max_level, size_t min_block,
+                          size_t max_block) {
+    CompressionChoice c{e, 0, 0};
+    const size_t slash = rest.find('/');
+    c.level = parse_int(rest.substr(0, slash), max_level);
+    if (slash != std::string_view::npos) {
+      std::string_view b = rest.substr(slash + 1);
+      if (b.size() < 2) throw std::invalid_argument(usage);
+      const char unit = b.back();
+      const size_t mult = unit == 'k' ? 1024 : unit == 'm' ? size_t{1} << 20 : 0;
+      if (mult == 0) throw std::invalid_argument(usage);
+      const size_t bytes = size_t(parse_int(b.substr(0, b.size() - 1), 1 << 20)) * mult;
+      if (bytes < min_block || bytes > max_block) throw std::invalid_argument(usage);
+      c.block = static_cast<uint32_t>(bytes == engine_block_size(e) ? 0 : bytes);
+    }
+    return c;
   };
   if (s == "fast") {
     r.policy = CompressionPolicy::Fast;
@@ -782,120 +833,138 @@ CompressionSetting parse_compression(std::string_view s) {
   } else if (s == "small") {
     r.policy = CompressionPolicy::Small;
   } else if (s.starts_with("isal-")) {
-    r.fixed = CompressionChoice{CompressionChoice::IsaL, parse_level(s.substr(5), 3)};
+    r.fixed = parse_choice(s.substr(5), CompressionChoice::IsaL, 3, 4 << 10, 1 << 20);
   } else if (s.starts_with("libdeflate-")) {
-    r.fixed = CompressionChoice{CompressionChoice::Libdeflate, parse_level(s.substr(11), 12)};
+    r.fixed = parse_choice(s.substr(11), CompressionChoice::Libdeflate, 12, 64 << 10, 64 << 20);
   } else {
-    r.fixed = CompressionChoice{CompressionChoice::Libdeflate, parse_level(s, 12)};
+    r.fixed = CompressionChoice{CompressionChoice::Libdeflate, parse_int(s, 12), 0};
   }
   return r;
 }
 
-CompressionChoice choose_compression(std::span<const std::byte> voxels, CompressionPolicy p, int threads) {
-  if (p == CompressionPolicy::Small) return {CompressionChoice::Libdeflate, 9};
-  constexpr size_t kWhole = 1 << 20;       // up to this size: the whole volume
-  constexpr size_t kPiece = 32 * 1024;     // sample piece
-  constexpr size_t kContext = 32 * 1024;   // input before a piece (one window)
-  constexpr double kMargin = 0.99;
+std::vector<CompressionChoice> policy_candidates(CompressionPolicy p) {
+  using C = CompressionChoice;
+  constexpr uint32_t k16 = 16 << 10, k32 = 32 << 10, k64 = 64 << 10;
+  switch (p) {
+    case CompressionPolicy::Fast:
+      // isal-0 (1.18-1.25x zlib -6 on every volume measured) is left out: it
+      // would pass only on a sample that misrepresents its volume
+      return {{C::IsaL, 1, 0}, {C::IsaL, 2, 0}, {C::IsaL, 3, 0}, {C::Libdeflate, 1, 0},
+              {C::Libdeflate, 2, 0}, {C::Libdeflate, 4, 0}, {C::Libdeflate, 6, 0}};
+    case CompressionPolicy::Default:
+      return {{C::IsaL, 1, 0},       {C::IsaL, 2, 0},       {C::IsaL, 3, 0},       {C::IsaL, 3, k64},
+              {C::IsaL, 3, k32},     {C::IsaL, 3, k16},     {C::Libdeflate, 1, 0}, {C::Libdeflate, 2, 0},
+              {C::Libdeflate, 4, 0}, {C::Libdeflate, 6, 0}, {C::Libdeflate, 9, 0}};
+    case CompressionPolicy::Small: return {{C::Libdeflate, 9, 0}};
+  }
+  return {};
+}
 
-  // A sample piece, compressed as it would be inside the real stream: zlib
-  // (the gzip -6 reference: one continuous stream) and ISA-L (whose blocks get
-  // the previous 32 KiB as dictionary) are primed with the 32 KiB before the
-  // piece; libdeflate, which takes no dictionary and whose real blocks are
-  // 4 MiB long, is measured as size(context + piece) - size(context). Measured
-  // on CT- and MR-like volumes, small pieces measured without their context
-  // were off by several percent, in both directions.
-  struct Piece {
-    std::span<const std::byte> context, data;
-  };
+namespace {
+
+// One sample piece: `data`, preceded in the volume by `context` (32 KiB or
+// less at the start of the volume).
+struct Piece {
+  std::span<const std::byte> context, data;
+};
+
+// Size of a piece compressed by `c` as it would be inside the real stream.
+size_t piece_size(const Piece& pc, CompressionChoice c) {
+  thread_local std::vector<uint8_t> out;
+  if (c.engine == CompressionChoice::IsaL) {
+    // a stretch of a parallel unit: primed with the 32 KiB before it,
+    // flushed every isal_flush_interval bytes, as in the real stream
+    compress_block(pc.data, pc.context, c, false, out);
+    return out.size();
+  }
+  if (pc.context.empty()) return deflate_size(pc.data, c);
+  // context and data are adjacent in the volume
+  const std::span<const std::byte> both(pc.context.data(), pc.context.size() + pc.data.size());
+  const size_t with = deflate_size(both, c), alone = deflate_size(pc.context, c);
+  return with > alone ? with - alone : 0;
+}
+
+}  // namespace
+
+CompressionChoice choose_compression(std::span<const std::byte> voxels, CompressionPolicy p, int threads,
+                                     size_t period) {
+  using C = CompressionChoice;
+  if (p == CompressionPolicy::Small) return {C::Libdeflate, 9, 0};
+  const bool fast = p == CompressionPolicy::Fast;
+  const size_t n = voxels.size();
+  // Below 1 MiB sampling would cost more than the best choice could save.
+  if (n < (size_t{1} << 20)) return fast ? C{C::Libdeflate, 1, 0} : C{C::Libdeflate, 6, 0};
+  // Volumes of 64 MiB and more (and Fast): 128 KiB pieces, which judge
+  // every candidate. Below, 64 KiB pieces (half the cost), which judge only
+  // ISA-L candidates that flush at most every 32 KiB, and libdeflate: the
+  // others are left out.
+  constexpr size_t kContext = 32 * 1024;
+  const bool large = fast || n >= (size_t{64} << 20);
+  const size_t kPiece = large ? 128 * 1024 : 64 * 1024;
+  const size_t count = n < (size_t{256} << 20) ? (fast ? 1 : 4) : (fast ? 2 : 8);
+  const double margin = fast ? 0.03 : count == 4 ? 0.008 : 0.006;
+
+  // Pieces follow a two-dimensional low-discrepancy (R2) sequence over
+  // (slice, position within the slice), so that few pieces already cover
+  // both the length of the volume and the rows of its slices (a head fills
+  // the middle rows of a slice and air the others, and the ratios of two
+  // compressors differ by 5% between them). Without a period: over the
+  // volume.
+  const size_t span = n - kContext - kPiece;
+  const size_t per = period >= kPiece && period <= span ? period : 0;
   std::vector<Piece> pieces;
-  if (voxels.size() <= kWhole) {
-    pieces.push_back({{}, voxels});
-  } else {
-    // About 1/256 of the volume (256 KiB to 2 MiB) in 32 KiB pieces, one per
-    // equal slab, at a position within the slab that varies from slab to slab
-    // (golden-ratio sequence) so that the pieces do not all fall on the same
-    // row of periodic data (slices).
-    const size_t budget = std::clamp<size_t>(voxels.size() / 256, 256 * 1024, 2 << 20);
-    const size_t n = budget / kPiece;
-    const size_t slab = (voxels.size() - kContext) / n;
-    for (size_t i = 0; i < n; ++i) {
-      const double frac = std::fmod(0.5 + 0.6180339887498949 * static_cast<double>(i), 1.0);
-      const size_t off = kContext + i * slab + static_cast<size_t>(static_cast<double>(slab - kPiece) * frac);
-      pieces.push_back({voxels.subspan(off - kContext, kContext), voxels.subspan(off, kPiece)});
+  for (size_t i = 0; i < count; ++i) {
+    constexpr double g = 1.32471795724474602596;  // the plastic number
+    const double u = std::fmod(0.5 + static_cast<double>(i) / g, 1.0);
+    const double w = std::fmod(0.5 + static_cast<double>(i) / (g * g), 1.0);
+    size_t off = kContext + static_cast<size_t>(static_cast<double>(span) * u);
+    if (per != 0) {
+      const size_t periods = span / per;
+      off = kContext + std::min(periods - 1, static_cast<size_t>(u * static_cast<double>(periods))) * per +
+            static_cast<size_t>(w * static_cast<double>(per - kPiece));
     }
+    pieces.push_back({voxels.subspan(off - kContext, kContext), voxels.subspan(off, kPiece)});
   }
 
-  std::vector<CompressionChoice> cands;
-  if (p == CompressionPolicy::Fast) cands.push_back({CompressionChoice::IsaL, 0});
-  for (int l = 1; l <= 3; ++l) cands.push_back({CompressionChoice::IsaL, l});
-  for (int l = 1; l <= 9; ++l) cands.push_back({CompressionChoice::Libdeflate, l});
-
-  // Sizes are summed over the pieces in parallel (the pieces are independent);
-  // a sum of integers, so the result does not depend on the thread count.
-  auto piece_sum = [&](auto&& piece_size) {
-    if (threads == 1) {
-      size_t total = 0;
-      for (const Piece& pc : pieces) total += piece_size(pc);
-      return total;
+  // The sum over the pieces of one compressor's sizes, the pieces in
+  // parallel (each size is exact: the sum does not depend on threads).
+  auto total_of = [&](auto&& size_fn) {
+    std::vector<size_t> v(pieces.size());
+    auto body = [&](size_t i) { v[i] = size_fn(pieces[i]); };
+    if (threads == 1 || pieces.size() == 1) {
+      for (size_t i = 0; i < pieces.size(); ++i) body(i);
+    } else {
+      in_arena(threads, [&] { tbb::parallel_for(size_t(0), pieces.size(), body); });
     }
-    return tbb::parallel_reduce(
-        tbb::blocked_range<size_t>(0, pieces.size()), size_t(0),
-        [&](const tbb::blocked_range<size_t>& r, size_t acc) {
-          for (size_t i = r.begin(); i != r.end(); ++i) acc += piece_size(pieces[i]);
-          return acc;
-        },
-        std::plus<size_t>());
+    size_t t = 0;
+    for (size_t x : v) t += x;
+    return static_cast<double>(t);
   };
-  auto candidate_size = [&](CompressionChoice c) {
-    return piece_sum([&](const Piece& pc) -> size_t {
-      if (c.engine == CompressionChoice::IsaL) {
-        thread_local std::vector<uint8_t> out;
-        compress_block(pc.data, pc.context, c, true, out);
-        return out.size();
-      }
-      if (pc.context.empty()) return deflate_size(pc.data, c);
-      // context and data are adjacent in `voxels`
-      const std::span<const std::byte> both(pc.context.data(), pc.context.size() + pc.data.size());
-      const size_t with = deflate_size(both, c), alone = deflate_size(pc.context, c);
-      return with > alone ? with - alone : 0;
-    });
-  };
-  // Reference and candidate sizes; candidates are computed lazily (fastest
-  // first), except that with several threads the first ones run beside the
-  // reference.
-  std::vector<size_t> sizes(cands.size(), 0);
-  size_t ref = 0;
-  size_t computed = 0;  // sizes[0..computed) are valid
-  auto compute_upto = [&](size_t n) {
-    for (; computed < n; ++computed) sizes[computed] = candidate_size(cands[computed]);
-  };
-  auto reference = [&] {
-    ref = piece_sum([&](const Piece& pc) { return zlib_size_with_dict(pc.data, pc.context, 6); });
-  };
-  const size_t eager = std::min<size_t>(cands.size(), p == CompressionPolicy::Fast ? 3 : 6);
-  if (threads == 1) {
-    reference();
-  } else {
-    in_arena(threads, [&] { tbb::parallel_invoke(reference, [&] { compute_upto(eager); }); });
+  const double ref = total_of([](const Piece& pc) { return zlib_size_with_dict(pc.data, pc.context, 6); });
+  const double bound = policy_size_bound(p);
+  C best{C::Libdeflate, 9, 0};
+  double best_ratio = 0;
+  bool have_best = false;
+  for (const C& cand : policy_candidates(p)) {
+    if (cand.engine == C::IsaL && !large && isal_flush_interval(cand) > kPiece / 2) continue;
+    const double ratio = total_of([&](const Piece& pc) { return piece_size(pc, cand); }) / std::max(ref, 1.0);
+    if (ratio + margin <= bound) return cand;
+    if (!have_best || ratio < best_ratio) {
+      best = cand;
+      best_ratio = ratio;
+      have_best = true;
+    }
   }
-  const double bound = policy_size_bound(p) * kMargin * static_cast<double>(ref);
-  size_t best = 0;
-  for (size_t i = 0; i < cands.size(); ++i) {
-    compute_upto(i + 1);
-    if (static_cast<double>(sizes[i]) <= bound) return cands[i];
-    if (sizes[i] < sizes[best]) best = i;
-  }
-  return cands[best];
+  return best;
 }
 
 CompressionChoice resolve_compression(const CompressionSetting& setting, std::span<const std::byte> voxels,
-                                      int threads) {
+                                      int threads, size_t period) {
   if (setting.fixed) {
     validate(*setting.fixed);
     return *setting.fixed;
   }
-  return choose_compression(voxels, setting.policy, threads);
+  return choose_compression(voxels, setting.policy, threads, period);
 }
 
 }  // namespace rapidnii::io

@@ -25,32 +25,47 @@ std::vector<uint8_t> gzip_compress(std::span<const std::span<const std::byte>> p
 
 // ------------------------------------------------------------ parallel gzip --
 
-// A deflate compressor and its level.
+// A deflate compressor, its level and the size of the blocks it compresses
+// in parallel.
 //   IsaL:       levels 0..3 (ISA-L igzip; fastest, largest files)
 //   Libdeflate: levels 0..12 (0 = stored only, 12 = slowest, smallest)
+// block: ISA-L: bytes between two flushes (deflate blocks, each with its
+// own Huffman codes; 0 = 128 KiB); libdeflate: bytes per parallel unit
+// (0 = 4 MiB). Smaller ISA-L blocks adapt better to the data: they make
+// ISA-L meet sizes that otherwise need libdeflate at 2-3 times the cost.
 struct CompressionChoice {
   enum Engine : uint8_t { IsaL, Libdeflate };
   Engine engine = Libdeflate;
   int level = 6;
+  uint32_t block = 0;
   friend bool operator==(const CompressionChoice&, const CompressionChoice&) = default;
 };
 
-// "isal-1", "libdeflate-6": for summaries and logs.
+// "isal-1", "isal-2/32k", "libdeflate-6": for summaries and logs (the block
+// size only when it is not the default); parse_compression reads it back.
 std::string to_string(CompressionChoice c);
 
-// The deflate block size used when none is given: 128 KiB for ISA-L (each
-// block is primed with the previous 32 KiB as its dictionary; measured on
-// CT-like int16 data, 128 KiB blocks are ~1.2% smaller than one ISA-L stream
-// and ~2% smaller than 1 MiB blocks, for 6% (levels 1-2) to 16% (level 3)
-// more CPU than 1 MiB blocks), 4 MiB for libdeflate (no dictionary: each block
-// restarts with an empty window, which costs < 0.01% at this size).
+// The parallel unit of a choice: the bytes each thread compresses at a time.
+//  - ISA-L: 512 KiB (kIsalUnit; more when c.block is larger), one stream
+//    primed with the 32 KiB before it and ended by a SYNC_FLUSH every
+//    isal_flush_interval(c) bytes (c.block, default 128 KiB): each flush
+//    closes a deflate block, so those bytes get Huffman codes of their own
+//    while the history carries on. Measured on CT and MR volumes: 16-32 KiB
+//    flushes are 0.3-3% smaller than 128 KiB ones, and within 0.1% of 16-32
+//    KiB blocks each primed with its own 32 KiB dictionary, at 1.4-2.4 times
+//    their speed (a dictionary is hashed once per 512 KiB, not per block).
+//  - libdeflate: c.block, default 4 MiB (no dictionary: each unit restarts
+//    with an empty window, which costs < 0.01% at this size).
+inline constexpr size_t kIsalUnit = size_t{512} << 10;
+size_t isal_flush_interval(CompressionChoice c);
 size_t default_block_size(CompressionChoice c);
 
 // Compresses the concatenation of `parts` into ONE gzip member (same header
 // and trailer as gzip_compress) on up to `threads` threads:
 //  - the input (the logical concatenation of the parts; nothing is copied
 //    except a block that straddles two parts) is cut into blocks of
-//    `block_size` bytes (0 = default_block_size(choice));
+//    `block_size` bytes (0 = default_block_size(choice), which honours
+//    choice.block);
 //  - blocks are compressed independently in parallel; every block but the
 //    last ends byte-aligned with an empty stored block (00 00 ff ff, as zlib's
 //    Z_SYNC_FLUSH / pigz) and has its final-block bit clear; only the last
@@ -97,33 +112,64 @@ struct CompressionSetting {
 };
 
 // Parses "fast" | "default" | "small" | "<N>" (libdeflate level 0..12, the
-// meaning of the old --level) | "libdeflate-<N>" | "isal-<N>" (0..3).
-// Throws std::invalid_argument otherwise.
+// meaning of the old --level) | "libdeflate-<N>" | "isal-<N>" (0..3), the
+// last two optionally with a block size: "isal-2/32k" (4k..1024k for ISA-L,
+// 64k..64m for libdeflate, in KiB "k" or MiB "m"). Throws
+// std::invalid_argument otherwise.
 CompressionSetting parse_compression(std::string_view s);
 
-// Picks, for this volume, the fastest candidate whose output on a sample of
-// the data is within the policy's bound of zlib level 6 on the same sample.
-// Candidates, fastest first: isal-0 (Fast only), isal-1, isal-2, isal-3,
-// libdeflate-1 .. libdeflate-9; if none meets the bound, the smallest of them.
-// Sample: the whole volume up to 1 MiB; above, about 1/256 of it (256 KiB to
-// 2 MiB) in 32 KiB pieces spread over the volume, each measured in its
-// context (zlib and ISA-L primed with the preceding 32 KiB, libdeflate as
-// size(context + piece) - size(context)), so that small pieces estimate what
-// they cost inside the real stream. A margin of 1% is kept below the bound
-// for the difference between the sample and the whole volume. The choice
-// depends only on the bytes (sizes, never timings): it is deterministic.
-// Cost (CPU, measured on a 2-core machine): the zlib -6 reference dominates;
-// 26 ms for a 32 MiB volume (9% of compressing it at libdeflate-2), about 5%
-// for volumes of 64 MiB and more, relatively more below 32 MiB (the sample is
-// at least 256 KiB): for a series of many small volumes choose once and pass
-// the choice as CompressionSetting::fixed for the others.
-// `threads` as in gzip_compress_parallel: the reference and the first
-// candidates run concurrently when more than one thread is given.
-CompressionChoice choose_compression(std::span<const std::byte> voxels, CompressionPolicy p, int threads = 1);
+// The candidates of a policy, fastest first (the order in which
+// choose_compression tries them). Measured with one thread on CT and MR
+// volumes of the benchmark archive (CPU MB/s; size against zlib -6):
+//   isal-1        290-380  1.05-1.06    isal-2        300-370  1.02-1.03
+//   isal-3        285-330  1.015-1.026  isal-3/64k    270-315  1.011-1.022
+//   isal-3/32k    240-275  1.006-1.015  isal-3/16k    195-250  1.004-1.020
+//   libdeflate-1  145-175  1.008-1.017  libdeflate-2   80-100  0.986-1.002
+//   libdeflate-4..9 20-90  0.985-1.000
+// (isal-0, 320-420 MB/s at 1.18-1.25, is never a candidate: it would pass
+// only on a sample that misrepresents its volume.)
+std::vector<CompressionChoice> policy_candidates(CompressionPolicy p);
+
+// Picks, for this volume, the fastest candidate whose size on a sample of
+// the volume, plus a margin, is within the policy's bound of zlib level 6
+// on the same sample.
+//  - Sample: pieces of 128 KiB (volumes of 64 MiB and more, and Fast) or
+//    64 KiB, each compressed exactly as it is inside the real stream: zlib
+//    primed with the 32 KiB before the piece (gzip -6 is one continuous
+//    stream); ISA-L primed the same way and flushed every
+//    isal_flush_interval bytes; libdeflate (4 MiB units, no dictionary) as
+//    size(32 KiB before + piece) - size(32 KiB before). A piece judges an
+//    ISA-L candidate only when it holds at least two of its flush intervals
+//    (a 32 KiB piece makes 128 KiB blocks look up to 2% better than they
+//    are): with 64 KiB pieces only the candidates flushing every 32 KiB or
+//    less are tried.
+//  - Pieces: 4 (8 from 256 MiB; Fast: 1, 2 from 256 MiB), placed by a
+//    two-dimensional low-discrepancy sequence over (slice, position within
+//    the slice) when `period` (bytes per slice) is given, so that they cover
+//    the rows of the slices (a head in the middle rows, air in the others:
+//    two compressors' ratios differ by 5% between them); over the volume
+//    otherwise.
+//  - Margin: 0.8% (0.6% with 8 pieces); Fast 3% (its bound is loose).
+//    Measured on the 17 benchmark volumes, four pieces misjudge the whole
+//    volume by -1.2..+1.3% at worst, typically +-0.4%: the margin makes a
+//    size above the bound unlikely, not impossible.
+//  - Below 1 MiB nothing is sampled (it would cost more than the best
+//    choice saves): Default takes libdeflate-6 (0.985-0.995x zlib -6 on
+//    every volume measured), Fast libdeflate-1.
+// If no candidate passes, the one with the smallest estimate. Cost: the
+// zlib -6 reference (14 MB/s) dominates: 19 ms (64 KiB pieces) to 37 ms
+// (128 KiB) per volume. The choice
+// depends only on the bytes (sizes, never timings): it is deterministic and
+// independent of `threads` (as in gzip_compress_parallel; the pieces are
+// compressed in parallel).
+// `period`: bytes per slice (0: unknown), for spreading the pieces over the
+// rows of the slices.
+CompressionChoice choose_compression(std::span<const std::byte> voxels, CompressionPolicy p, int threads = 1,
+                                     size_t period = 0);
 
 // setting.fixed when set, else choose_compression(voxels, setting.policy).
 CompressionChoice resolve_compression(const CompressionSetting& setting, std::span<const std::byte> voxels,
-                                      int threads = 1);
+                                      int threads = 1, size_t period = 0);
 
 // ----------------------------------------------------- building blocks --
 // Exposed for tests and benchmarks.

@@ -5,9 +5,8 @@
 // below are checked for consistency with static_asserts.
 #include "io/nifti_writer.h"
 
-#include <openssl/evp.h>
-
-#include "io/hex.h"
+#include "io/atomic_file.h"
+#include "io/digest.h"
 
 #include "io/gzip.h"
 
@@ -357,59 +356,6 @@ std::vector<std::byte> make_nifti_header(const NiftiVolume& v, bool nifti2) {
 
 namespace {
 
-[[noreturn]] void throw_io(const char* what, int err) {
-  throw std::runtime_error(std::string(what) + ": " + std::generic_category().message(err));
-}
-
-// Owns the temporary file until it has been renamed into place.
-class TempFile {
- public:
-  explicit TempFile(std::filesystem::path p) : path_(std::move(p)) {
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd_ < 0) throw_io("cannot create output file", errno);
-  }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-  ~TempFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(path_.c_str());
-  }
-
-  void write_all(const uint8_t* p, size_t n) {
-    while (n > 0) {
-      const size_t chunk = std::min<size_t>(n, size_t{1} << 30);
-      const ssize_t w = ::write(fd_, p, chunk);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        throw_io("cannot write output file", errno);
-      }
-      if (w == 0) throw_io("cannot write output file", EIO);
-      p += w;
-      n -= static_cast<size_t>(w);
-    }
-  }
-
-  void sync_and_close() {
-    if (::fsync(fd_) != 0) throw_io("cannot write output file (fsync)", errno);
-    const int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) throw_io("cannot write output file (close)", errno);
-  }
-
-  void rename_to(const std::filesystem::path& final_path) {
-    std::error_code ec;
-    std::filesystem::rename(path_, final_path, ec);
-    if (ec) throw std::runtime_error("cannot move output file into place: " + ec.message());
-    committed_ = true;
-  }
-
- private:
-  std::filesystem::path path_;
-  int fd_ = -1;
-  bool committed_ = false;
-};
-
-std::atomic<uint64_t> g_temp_counter{0};
 
 }  // namespace
 
@@ -435,77 +381,44 @@ std::vector<std::byte> checked_header(const std::filesystem::path& final_path, c
   return make_nifti_header(v, needs_nifti2(v));
 }
 
-// Writes the bytes produced by `produce(write)` to `final_path` through a
-// synced temporary file and a rename; `write` appends bytes to the file.
-template <class Produce>
-void write_atomically(const std::filesystem::path& final_path, Produce&& produce) {
-  const std::string fname = final_path.filename().string();
-  const std::filesystem::path parent = final_path.parent_path();
-  if (!parent.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(parent, ec);
-    if (ec) throw std::runtime_error("cannot create output directory: " + ec.message());
-  }
-
-  const uint64_t n = g_temp_counter.fetch_add(1, std::memory_order_relaxed);
-  const std::string tmp_name =
-      "." + fname + ".tmp-" + std::to_string(static_cast<long long>(::getpid())) + "-" + std::to_string(n);
-  const std::filesystem::path tmp_path = parent.empty() ? std::filesystem::path(tmp_name) : parent / tmp_name;
-
-  {
-    TempFile tmp(tmp_path);
-    produce([&](std::span<const uint8_t> bytes) { tmp.write_all(bytes.data(), bytes.size()); });
-    tmp.sync_and_close();
-    tmp.rename_to(final_path);
-  }
-
-  // Make the rename itself durable (best effort; the data is already synced).
-  const int dfd = ::open(parent.empty() ? "." : parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)::fsync(dfd);
-    ::close(dfd);
-  }
-}
-
 }  // namespace
 
 uint64_t write_nifti_gz(const std::filesystem::path& final_path, const NiftiVolume& v, int level) {
   const std::vector<std::byte> header = checked_header(final_path, v);
   const std::span<const std::byte> parts[2] = {header, v.voxels};
   const std::vector<uint8_t> gz = gzip_compress(parts, level);
-  write_atomically(final_path, [&](auto&& write) { write(std::span<const uint8_t>(gz)); });
+  AtomicFile f(final_path);
+  f.write(gz);
+  f.commit();
   return gz.size();
+}
+
+NiftiGzResult write_nifti_gz_into(AtomicFile& file, const std::filesystem::path& final_path, const NiftiVolume& v,
+                                  const NiftiGzOptions& opt) {
+  const std::vector<std::byte> header = checked_header(final_path, v);
+  NiftiGzResult r;
+  // the sample of the compression choice is spread over the rows of the slices
+  const size_t slice_bytes = size_t(v.dim[0]) * size_t(v.dim[1]) * size_t(nifti_bytes_per_voxel(v.datatype));
+  r.choice = resolve_compression(opt.compression, v.voxels, opt.threads, slice_bytes);
+  const std::span<const std::byte> parts[2] = {header, v.voxels};
+  // The compressed blocks are written to the temporary file as they leave
+  // the pipeline, in order: the compressed volume is never held whole. They
+  // are digested as they are written, so the journal never reads them back.
+  Digest digest;
+  r.bytes = gzip_compress_parallel_to(parts, r.choice, opt.threads, opt.block_size, [&](std::span<const uint8_t> b) {
+    digest.update(b);
+    file.write(b);
+  });
+  r.digest = digest.hex();
+  return r;
 }
 
 NiftiGzResult write_nifti_gz(const std::filesystem::path& final_path, const NiftiVolume& v,
                              const NiftiGzOptions& opt) {
-  const std::vector<std::byte> header = checked_header(final_path, v);
-  NiftiGzResult r;
-  r.choice = resolve_compression(opt.compression, v.voxels, opt.threads);
-  const std::span<const std::byte> parts[2] = {header, v.voxels};
-  // The compressed blocks are written to the temporary file as they leave
-  // the pipeline, in order: the compressed volume is never held whole.
-  // The bytes are hashed as they are written, so that the journal never
-  // reads the file back.
-  EVP_MD_CTX* md = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(md, EVP_sha256(), nullptr);
-  try {
-    write_atomically(final_path, [&](auto&& write) {
-      r.bytes = gzip_compress_parallel_to(parts, r.choice, opt.threads, opt.block_size,
-                                          [&](std::span<const uint8_t> b) {
-                                            EVP_DigestUpdate(md, b.data(), b.size());
-                                            write(b);
-                                          });
-    });
-  } catch (...) {
-    EVP_MD_CTX_free(md);
-    throw;
-  }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned len = 0;
-  EVP_DigestFinal_ex(md, digest, &len);
-  EVP_MD_CTX_free(md);
-  r.sha256 = to_hex(digest, len);
+  checked_header(final_path, v);  // an inconsistent volume creates no file
+  AtomicFile f(final_path);
+  NiftiGzResult r = write_nifti_gz_into(f, final_path, v, opt);
+  f.commit();
   return r;
 }
 

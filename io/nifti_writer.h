@@ -1,5 +1,6 @@
 // NIfTI-1 / NIfTI-2 header construction and atomic .nii.gz writing.
 #pragma once
+#include "io/atomic_file.h"
 #include "io/gzip.h"
 
 #include <array>
@@ -80,7 +81,7 @@ struct NiftiGzOptions {
 struct NiftiGzResult {
   uint64_t bytes = 0;              // size of the .nii.gz written
   CompressionChoice choice{};      // compressor and level used
-  std::string sha256;              // hex SHA-256 of the bytes written (for the resume journal)
+  std::string digest;              // io::Digest of the bytes written (for the resume journal)
 };
 
 // As above, but the header and voxels are compressed by
@@ -93,5 +94,12 @@ struct NiftiGzResult {
 // opt.threads.
 NiftiGzResult write_nifti_gz(const std::filesystem::path& final_path, const NiftiVolume& v,
                              const NiftiGzOptions& opt);
+
+// The same compressed bytes written into `file` (an AtomicFile for
+// `final_path`, which names the output in checks only) and NOT committed:
+// the caller commits it (fsync + rename) later, e.g. on an I/O thread, so
+// that compressing the next volume never waits for the disk.
+NiftiGzResult write_nifti_gz_into(AtomicFile& file, const std::filesystem::path& final_path, const NiftiVolume& v,
+                                  const NiftiGzOptions& opt);
 
 }  // namespace rapidnii::io

@@ -34,7 +34,10 @@
 #include "kernels/deface.h"
 #include "kernels/rescale.h"
 #include "kernels/reorient.h"
+#include "pipeline/buffer_pool.h"
+#include "pipeline/committer.h"
 #include "pipeline/journal.h"
+#include "io/digest.h"
 #include "pipeline/layout.h"
 #include "pipeline/series.h"
 #include "pipeline/dwi.h"
@@ -68,8 +71,9 @@ bool is_inside(const fs::path& child, const fs::path& parent) {
 struct Written {
   uint64_t bytes = 0;
   std::string compressor;
-  std::string nifti_sha256;  // of the .nii.gz as written
+  std::string nifti_digest;  // of the .nii.gz as written
   uint64_t nifti_bytes = 0;
+  std::shared_ptr<io::AtomicFile> file;  // written, not yet synced and renamed
   std::string face_status;  // deface outcome ("face removed", "not a head: ...")
   std::string face_note;    // for the sidecar when the face was altered
 };
@@ -103,9 +107,9 @@ FinalGeometry final_geometry(const SeriesPlan& p, kernels::Orient orient) {
 // Defacing (every volume of a 4D series gets the mask of the first) and
 // reorientation, on the output voxels (stored integers or float).
 template <class U>
-void deface_and_reorient(const SeriesPlan& p, std::vector<U>& data, double slope, double inter,
-                         const std::string& modality, const VoxelOptions& vo, kernels::Device device, Written& w,
-                         io::NiftiVolume& v) {
+void deface_and_reorient(const SeriesPlan& p, PooledArray<U>& data, double slope, double inter,
+                         const std::string& modality, const VoxelOptions& vo, kernels::Device device, BufferPool& pool,
+                         Written& w, io::NiftiVolume& v) {
   const std::array<int64_t, 3> dims{p.nx, p.ny, p.nz};
   const size_t per_volume = size_t(p.nx) * p.ny * p.nz;
   if (vo.deface != kernels::DefaceMode::Off) {
@@ -126,7 +130,7 @@ void deface_and_reorient(const SeriesPlan& p, std::vector<U>& data, double slope
   }
   const FinalGeometry g = final_geometry(p, vo.orient);
   if (!g.plan.identity()) {
-    std::vector<U> out(data.size());
+    PooledArray<U> out(pool, data.size());
     kernels::reorient<U>(device, std::span<const U>(data), std::span<U>(out), dims, p.nt, g.plan);
     data.swap(out);
   }
@@ -139,14 +143,15 @@ void deface_and_reorient(const SeriesPlan& p, std::vector<U>& data, double slope
 template <class T>
 bool build_and_write(const SeriesPlan& p, const std::vector<io::InputFile>& paths, const fs::path& out_path,
                      const std::string& descrip, const std::string& modality, const VoxelOptions& vo,
-                     kernels::Device device, const io::CompressionSetting& comp, Written& w, std::string& why) {
+                     kernels::Device device, const io::CompressionSetting& comp, BufferPool& pool, Written& w,
+                     std::string& why) {
   const size_t slice_vox = size_t(p.nx) * p.ny;
   const size_t nslices = size_t(p.nz) * p.nt;
   const io::SliceHeader& h0 = p.first;
   // RGB (8-bit, 3 samples): assembled as 3 planar volumes per time point
   // (channel c of volume t is volume 3t+c), interleaved to RGB24 at the end.
   const int spp = p.out_type == io::NiftiType::RGB24 ? 3 : 1;
-  std::vector<T> vol(slice_vox * nslices * spp);
+  PooledArray<T> vol(pool, slice_vox * nslices * spp);
 
   // Sources grouped by file: a mosaic file feeds several slices.
   std::map<uint32_t, std::vector<const SliceSource*>> by_file;
@@ -162,18 +167,46 @@ bool build_and_write(const SeriesPlan& p, const std::vector<io::InputFile>& path
     const auto nf_it = p.frames_per_file.find(file);
     expect.number_of_frames = nf_it != p.frames_per_file.end() ? nf_it->second : 1;
     const size_t frame_px = size_t(h0.rows) * h0.cols * spp;
-    std::vector<T> img(frame_px * expect.number_of_frames);
+    const size_t image_bytes = frame_px * expect.number_of_frames * sizeof(T);
+    const int tiles = p.mosaic_tiles_per_row;
+    // rows stored bottom-up (j = ny-1-r), matching the affine
+    auto place_rows = [&](const T* frame, const SliceSource* s, size_t tile_r0, size_t tile_c0) {
+      T* dst = vol.data() + slice_vox * (s->z + size_t(p.nz) * s->t);
+      for (int r = 0; r < p.ny; ++r) {
+        const T* src = frame + (tile_r0 + r) * h0.cols + tile_c0;
+        std::memcpy(dst + size_t(p.ny - 1 - r) * p.nx, src, sizeof(T) * p.nx);
+      }
+    };
     std::string err;
-    if (!io::decode_pixels(paths[file], expect, std::as_writable_bytes(std::span<T>(img)), err)) {
+    // Native little-endian single-sample images: rows copied straight from
+    // the mapped file into place (one copy, no decode buffer).
+    if (spp == 1 && !tiles) {
+      const io::NativeView nv = io::with_native_pixels(
+          paths[file], expect, image_bytes,
+          [&](std::span<const std::byte> px) {
+            for (const SliceSource* s : srcs)
+              place_rows(reinterpret_cast<const T*>(px.data()) + frame_px * s->tile, s, 0, 0);
+          },
+          err);
+      if (nv == io::NativeView::Applied) return;
+      if (nv == io::NativeView::Failed) {
+        std::lock_guard lk(m);
+        if (first_error.empty()) first_error = err;
+        return;
+      }
+    }
+    thread_local std::vector<std::byte> decoded;
+    if (decoded.size() < image_bytes) decoded.resize(image_bytes);
+    const T* img = reinterpret_cast<const T*>(decoded.data());
+    if (!io::decode_pixels(paths[file], expect, std::span<std::byte>(decoded.data(), image_bytes), err)) {
       std::lock_guard lk(m);
       if (first_error.empty()) first_error = err;
       return;
     }
-    const int tiles = p.mosaic_tiles_per_row;
     for (const SliceSource* s : srcs) {
       const size_t tile_r0 = tiles ? (s->tile / tiles) * size_t(p.ny) : 0;
       const size_t tile_c0 = tiles ? (s->tile % tiles) * size_t(p.nx) : 0;
-      const T* frame = img.data() + (tiles ? 0 : frame_px * s->tile);
+      const T* frame = img + (tiles ? 0 : frame_px * s->tile);
       if (spp == 3) {
         // planar configuration 0: RGBRGB...; 1: RR..GG..BB.. (per frame)
         const bool planar = h0.planar_configuration == 1;
@@ -188,12 +221,7 @@ bool build_and_write(const SeriesPlan& p, const std::vector<io::InputFile>& path
         }
         continue;
       }
-      T* dst = vol.data() + slice_vox * (s->z + size_t(p.nz) * s->t);
-      for (int r = 0; r < p.ny; ++r) {
-        const T* src = frame + (tile_r0 + r) * h0.cols + tile_c0;
-        // rows stored bottom-up (j = ny-1-r), matching the affine
-        std::memcpy(dst + size_t(p.ny - 1 - r) * p.nx, src, sizeof(T) * p.nx);
-      }
+      place_rows(frame, s, tile_r0, tile_c0);
     }
   });
   if (!first_error.empty()) {
@@ -247,7 +275,7 @@ bool build_and_write(const SeriesPlan& p, const std::vector<io::InputFile>& path
   v.xyzt_units = 2 | 8;
   v.descrip = descrip;
 
-  std::vector<float> fvol;
+  PooledArray<float> fvol;
   if constexpr (!std::is_integral_v<T>) {
     if (p.rescale_to_float) {
       why = "rescale varying between slices of float pixel data";
@@ -256,16 +284,16 @@ bool build_and_write(const SeriesPlan& p, const std::vector<io::InputFile>& path
   }
   if constexpr (!std::is_integral_v<T>) {
     // float pixel data: written as float32 with the series' rescale in scl
-    deface_and_reorient<T>(p, vol, p.scl_slope, p.scl_inter, modality, vo, device, w, v);
+    deface_and_reorient<T>(p, vol, p.scl_slope, p.scl_inter, modality, vo, device, pool, w, v);
     v.voxels = std::as_bytes(std::span<const T>(vol));
     v.scl_slope = p.scl_slope;
     v.scl_inter = p.scl_inter;
   } else if (p.rescale_to_float) {
-    fvol.resize(vol.size());
+    fvol = PooledArray<float>(pool, vol.size());
     kernels::rescale_to_float<T>(device, std::span<const T>(vol), std::span<float>(fvol), p.slopes, p.inters,
                                  slice_vox);
-    vol = {};
-    deface_and_reorient<float>(p, fvol, 1.0, 0.0, modality, vo, device, w, v);
+    vol.reset();
+    deface_and_reorient<float>(p, fvol, 1.0, 0.0, modality, vo, device, pool, w, v);
     v.voxels = std::as_bytes(std::span<const float>(fvol));
     v.scl_slope = 1;
     v.scl_inter = 0;
@@ -276,10 +304,10 @@ bool build_and_write(const SeriesPlan& p, const std::vector<io::InputFile>& path
     planar.nt = p.nt * 3;
     VoxelOptions vrgb = vo;
     vrgb.deface = kernels::DefaceMode::Off;
-    deface_and_reorient<T>(planar, vol, 1.0, 0.0, modality, vrgb, device, w, v);
+    deface_and_reorient<T>(planar, vol, 1.0, 0.0, modality, vrgb, device, pool, w, v);
     v.dim[3] = p.nt;
     const size_t per_volume = vol.size() / (size_t(p.nt) * 3);
-    std::vector<T> rgb(vol.size());
+    PooledArray<T> rgb(pool, vol.size());
     for (size_t t = 0; t < size_t(p.nt); ++t)
       for (size_t c = 0; c < 3; ++c) {
         const T* src = vol.data() + (t * 3 + c) * per_volume;
@@ -291,7 +319,7 @@ bool build_and_write(const SeriesPlan& p, const std::vector<io::InputFile>& path
     v.scl_slope = 1;
     v.scl_inter = 0;
   } else {
-    deface_and_reorient<T>(p, vol, p.scl_slope, p.scl_inter, modality, vo, device, w, v);
+    deface_and_reorient<T>(p, vol, p.scl_slope, p.scl_inter, modality, vo, device, pool, w, v);
     v.voxels = std::as_bytes(std::span<const T>(vol));
     v.scl_slope = p.scl_slope;
     v.scl_inter = p.scl_inter;
@@ -300,12 +328,14 @@ bool build_and_write(const SeriesPlan& p, const std::vector<io::InputFile>& path
     io::NiftiGzOptions o;
     o.compression = comp;
     o.threads = 0;  // the caller's oneTBB arena: blocks of this volume on every free core
-    const io::NiftiGzResult res = io::write_nifti_gz(out_path, v, o);
+    w.file = std::make_shared<io::AtomicFile>(out_path);
+    const io::NiftiGzResult res = io::write_nifti_gz_into(*w.file, out_path, v, o);
     w.bytes = res.bytes;
     w.nifti_bytes = res.bytes;
-    w.nifti_sha256 = res.sha256;
+    w.nifti_digest = res.digest;
     w.compressor = io::to_string(res.choice);
   } catch (const std::exception& e) {
+    w.file.reset();  // removes the temporary file
     why = e.what();
     return false;
   }
@@ -480,15 +510,6 @@ class Progress {
   std::chrono::steady_clock::time_point t0_;
 };
 
-// Reports one series to the progress display when it leaves scope.
-struct ProgressTick {
-  Progress& progress;
-  uint64_t slices, bytes;
-  ProgressTick(Progress& pr, const SeriesPlan& p)
-      : progress(pr), slices(p.sources.size()), bytes(uint64_t(p.nx) * p.ny * p.nz * p.nt * (p.first.bits_allocated / 8)) {}
-  ~ProgressTick() { progress.add(slices, bytes); }
-};
-
 std::string dataset_description(const ConvertOptions& opt) {
   nlohmann::json j;
   j["Name"] = "rapidnii conversion";
@@ -582,8 +603,17 @@ ConvertSummary convert(const ConvertOptions& opt) {
   sum.executor = kernels::device_name(device);
   io::quiet_gdcm();
 
+  auto stage_start = std::chrono::steady_clock::now();
+  auto stage_done = [&](const char* name) {
+    const auto now = std::chrono::steady_clock::now();
+    sum.stage_seconds.emplace_back(name, std::chrono::duration<double>(now - stage_start).count());
+    stage_start = now;
+  };
+  stage_done("setup");
+
   // scan
   io::ScanResult scan = io::scan_inputs(opt.input);
+  stage_done("scan");
   sum.files_seen = scan.files.size();
   sum.unreadable_dirs = scan.unreadable_dirs;
   sum.archives = scan.archives;
@@ -594,6 +624,7 @@ ConvertSummary convert(const ConvertOptions& opt) {
   std::vector<io::IndexResult> idx(scan.files.size());
   tbb::parallel_for(size_t(0), scan.files.size(),
                     [&](size_t i) { idx[i] = io::index_dicom_file(scan.files[i], iopt); });
+  stage_done("index");
 
   nlohmann::json report;
   report["profile"] = deid::profile_name(opt.profile);
@@ -728,16 +759,102 @@ ConvertSummary convert(const ConvertOptions& opt) {
       if (!selected[i]) sum.series_other_shards++;
     }
 
+  stage_done("plan");
+
   // decode + kernels + write, series in parallel
+  const uint64_t budget = opt.memory_limit_mb > 0 ? uint64_t(opt.memory_limit_mb) << 20 : default_memory_budget();
+  sum.memory_budget = budget;
+  const size_t concurrency =
+      std::min<size_t>(size_t(tbb::this_task_arena::max_concurrency()),
+                       tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism));
   std::mutex m;
   std::vector<std::string> manifest_rows;
   Progress progress(ns - sum.series_other_shards, sum.slices_indexed);
+  BufferPool pool(budget);
+  // fsync, rename, sidecar and journal row of finished volumes, off the compute threads
+  Committer committer(concurrency > 1 ? 2 : 1);
+
+  // The end of a series, written or not: summary, report, progress.
+  auto finish_series = [&](size_t i, const std::string& rel, const std::string& row, const Written& w, bool ok,
+                           bool cleaned, const std::string& why) {
+    const SeriesPlan& p = plan.series[i];
+    {
+      std::lock_guard lk(m);
+      if (ok) {
+        sum.series_written++;
+        sum.bytes_out += w.bytes;
+        sum.outputs.push_back(rel);
+        manifest_rows.push_back(row);
+        sum.compressors[w.compressor]++;
+        if (!w.face_status.empty()) sum.deface[w.face_status]++;
+        if (cleaned) sum.descriptors_cleaned++;
+        for (const auto& wmsg : p.warnings) sum.warnings[wmsg]++;
+        nlohmann::json inputs = nlohmann::json::array();
+        std::set<uint32_t> files;
+        for (const auto& s : p.sources) files.insert(s.file);
+        for (uint32_t f : files) inputs.push_back(scan.files[f].describe());
+        report["outputs"].push_back({{"output", rel}, {"inputs", inputs}});
+      } else {
+        sum.series_failed[why]++;
+        std::vector<uint32_t> files;
+        for (const auto& s : p.sources) files.push_back(s.file);
+        report_failure(files, why);
+      }
+    }
+    progress.add(p.sources.size(), uint64_t(p.nx) * p.ny * p.nz * p.nt * (p.first.bits_allocated / 8));
+  };
+
+  // Makes a written volume durable and visible, then its sidecar, gradient
+  // table and journal row (on a committer thread).
+  auto commit_series = [&](size_t i, const fs::path& rel, const fs::path& rel_json, const std::string& fp,
+                           const std::string& row, const Written& w, const VoxelOptions& vo) {
+    const SeriesPlan& p = plan.series[i];
+    bool ok = true, cleaned = false;
+    std::string why;
+    try {
+      w.file->commit();
+      deid::SeriesContext c = ctx[i];
+      c.face_note = w.face_note;
+      nlohmann::json side = deid::make_sidecar(metas[i], c, ps, &cleaned);
+      if (!p.warnings.empty()) side["ConversionWarnings"] = p.warnings;
+      const std::string side_text = side.dump(2) + "\n";
+      io::write_file_atomic(opt.output / rel_json, side_text);
+      uint64_t extra = side_text.size();
+      if (p.dwi) {  // gradient table beside the volume, in its final voxel frame (numbers only)
+        const fs::path stem = fs::path(layout[i].rel_dir) / layout[i].stem;
+        const std::string bv = bval_text(p), bc = bvec_text(p, final_geometry(p, vo.orient).affine);
+        io::write_file_atomic(opt.output / (stem.string() + ".bval"), bv);
+        io::write_file_atomic(opt.output / (stem.string() + ".bvec"), bc);
+        extra += bv.size() + bc.size();
+      }
+      JournalRow jr;
+      jr.output = rel.string();
+      jr.fingerprint = fp;
+      jr.nifti_size = w.nifti_bytes;
+      jr.nifti_digest = w.nifti_digest;
+      jr.json_digest = io::digest_hex(side_text);
+      journal.record(jr);
+      Written done = w;
+      done.bytes += extra;
+      finish_series(i, rel.string(), row, done, true, cleaned, why);
+      return;
+    } catch (const std::exception& e) {
+      ok = false;
+      why = e.what();
+    }
+    std::error_code e4;
+    if (w.file->committed()) fs::remove(opt.output / rel, e4);
+    finish_series(i, rel.string(), row, w, ok, cleaned, why);
+  };
+
   auto process = [&](size_t i) {
     SeriesPlan& p = plan.series[i];
-    ProgressTick tick(progress, p);
     if (!meta_ok[i]) {
-      std::lock_guard lk(m);
-      sum.series_failed["header cannot be read"]++;
+      {
+        std::lock_guard lk(m);
+        sum.series_failed["header cannot be read"]++;
+      }
+      progress.add(p.sources.size(), 0);
       return;
     }
     if (opt.neutral_origin) neutral_origin(p);
@@ -750,17 +867,20 @@ ConvertSummary convert(const ConvertOptions& opt) {
     if (auto done = journal.find(rel.string()); done && done->fingerprint == fp) {
       std::error_code e3;
       const fs::path nii = opt.output / rel, js = opt.output / rel_json;
-      if (fs::file_size(nii, e3) == done->nifti_size && !e3 && file_sha256(nii) == done->nifti_sha256 &&
-          file_sha256(js) == done->json_sha256) {
-        std::lock_guard lk(m);
-        sum.series_resumed++;
-        sum.outputs.push_back(rel.string());
-        manifest_rows.push_back(row);
+      if (fs::file_size(nii, e3) == done->nifti_size && !e3 && io::file_digest(nii) == done->nifti_digest &&
+          io::file_digest(js) == done->json_digest) {
+        {
+          std::lock_guard lk(m);
+          sum.series_resumed++;
+          sum.outputs.push_back(rel.string());
+          manifest_rows.push_back(row);
+        }
+        progress.add(p.sources.size(), 0);
         return;
       }
     }
     const std::string descrip = deid::nifti_descrip(metas[i]);
-    Written w;
+    auto w = std::make_shared<Written>();
     std::string why;
     bool ok = false;
     const bool sign = p.first.pixel_representation == 1;
@@ -768,115 +888,75 @@ ConvertSummary convert(const ConvertOptions& opt) {
     const io::CompressionSetting& lvl = compression;
     VoxelOptions vo = voxel_options;
     vo.seed = ps.hmac64("deface", rel.string());
+    const std::string& mod = metas[i].modality;
+    const auto& files = scan.files;
     switch (p.first.bits_allocated) {
       case 8:
-        ok = sign ? build_and_write<int8_t>(p, scan.files, out_path, descrip, metas[i].modality, vo, device, lvl, w, why)
-                  : build_and_write<uint8_t>(p, scan.files, out_path, descrip, metas[i].modality, vo, device, lvl, w, why);
+        ok = sign ? build_and_write<int8_t>(p, files, out_path, descrip, mod, vo, device, lvl, pool, *w, why)
+                  : build_and_write<uint8_t>(p, files, out_path, descrip, mod, vo, device, lvl, pool, *w, why);
         break;
       case 16:
-        ok = sign ? build_and_write<int16_t>(p, scan.files, out_path, descrip, metas[i].modality, vo, device, lvl, w, why)
-                  : build_and_write<uint16_t>(p, scan.files, out_path, descrip, metas[i].modality, vo, device, lvl, w, why);
+        ok = sign ? build_and_write<int16_t>(p, files, out_path, descrip, mod, vo, device, lvl, pool, *w, why)
+                  : build_and_write<uint16_t>(p, files, out_path, descrip, mod, vo, device, lvl, pool, *w, why);
         break;
       case 32:
         if (p.first.float_pixels == 32) {
-          ok = build_and_write<float>(p, scan.files, out_path, descrip, metas[i].modality, vo, device, lvl, w, why);
+          ok = build_and_write<float>(p, files, out_path, descrip, mod, vo, device, lvl, pool, *w, why);
           break;
         }
-        ok = sign ? build_and_write<int32_t>(p, scan.files, out_path, descrip, metas[i].modality, vo, device, lvl, w, why)
-                  : build_and_write<uint32_t>(p, scan.files, out_path, descrip, metas[i].modality, vo, device, lvl, w, why);
+        ok = sign ? build_and_write<int32_t>(p, files, out_path, descrip, mod, vo, device, lvl, pool, *w, why)
+                  : build_and_write<uint32_t>(p, files, out_path, descrip, mod, vo, device, lvl, pool, *w, why);
         break;
       default: why = "unsupported bits allocated";
     }
-    bool cleaned = false;
-    if (ok) {
-      try {
-        deid::SeriesContext c = ctx[i];
-        c.face_note = w.face_note;
-        nlohmann::json side = deid::make_sidecar(metas[i], c, ps, &cleaned);
-        if (!p.warnings.empty()) side["ConversionWarnings"] = p.warnings;
-        const std::string side_text = side.dump(2) + "\n";
-        io::write_file_atomic(opt.output / rel_json, side_text);
-        w.bytes += side_text.size();
-        if (p.dwi) {  // gradient table beside the volume, in its final voxel frame (numbers only)
-          const fs::path stem = fs::path(layout[i].rel_dir) / layout[i].stem;
-          const std::string bv = bval_text(p), bc = bvec_text(p, final_geometry(p, vo.orient).affine);
-          io::write_file_atomic(opt.output / (stem.string() + ".bval"), bv);
-          io::write_file_atomic(opt.output / (stem.string() + ".bvec"), bc);
-          w.bytes += bv.size() + bc.size();
-        }
-        JournalRow jr;
-        jr.output = rel.string();
-        jr.fingerprint = fp;
-        jr.nifti_size = w.nifti_bytes;
-        jr.nifti_sha256 = w.nifti_sha256;
-        jr.json_sha256 = sha256_hex(side_text);
-        journal.record(jr);
-      } catch (const std::exception& e) {
-        ok = false;
-        why = e.what();
-        fs::remove(out_path, ec);
-      }
+    if (!ok) {
+      w->file.reset();
+      finish_series(i, rel.string(), row, *w, false, false, why);
+      return;
     }
-    std::lock_guard lk(m);
-    if (ok) {
-      sum.series_written++;
-      sum.bytes_out += w.bytes;
-      sum.outputs.push_back(rel.string());
-      manifest_rows.push_back(row);
-      sum.compressors[w.compressor]++;
-      if (!w.face_status.empty()) sum.deface[w.face_status]++;
-      if (cleaned) sum.descriptors_cleaned++;
-      for (const auto& wmsg : p.warnings) sum.warnings[wmsg]++;
-      nlohmann::json inputs = nlohmann::json::array();
-      std::set<uint32_t> files;
-      for (const auto& s : p.sources) files.insert(s.file);
-      for (uint32_t f : files) inputs.push_back(scan.files[f].describe());
-      report["outputs"].push_back({{"output", rel.string()}, {"inputs", inputs}});
-    } else {
-      sum.series_failed[why]++;
-      std::vector<uint32_t> files;
-      for (const auto& s : p.sources) files.push_back(s.file);
-      report_failure(files, why);
-    }
+    committer.submit([&commit_series, i, rel, rel_json, fp, row, w, vo] { commit_series(i, rel, rel_json, fp, row, *w, vo); });
   };
 
-  // Series run concurrently while their estimated memory fits the budget;
-  // a series larger than the budget runs alone. Writes of one series overlap
-  // the decoding of the next.
-  const uint64_t budget = opt.memory_limit_mb > 0 ? uint64_t(opt.memory_limit_mb) << 20 : default_memory_budget();
-  sum.memory_budget = budget;
+  // Series run concurrently while their estimated memory fits the budget; a
+  // series larger than the budget runs alone. Each finished series admits
+  // the next ones from its own task, so no thread ever blocks waiting for
+  // memory; the disk work of finished series overlaps the decoding and
+  // compression of the next (committer).
   std::vector<size_t> order;
   for (size_t i = 0; i < ns; ++i)
     if (selected[i]) order.push_back(i);
-  const size_t concurrency =
-      std::min<size_t>(size_t(tbb::this_task_arena::max_concurrency()),
-                       tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism));
   if (concurrency <= 1) {
     for (size_t i : order) process(i);  // one thread: nothing to overlap
   } else {
     std::mutex bm;
-    std::condition_variable bcv;
     uint64_t in_flight = 0;
+    size_t next = 0;
     tbb::task_group tg;
-    for (size_t i : order) {
-      const uint64_t need = std::min(estimated_bytes(plan.series[i], voxel_options), budget);
-      {
-        std::unique_lock lk(bm);
-        bcv.wait(lk, [&] { return in_flight == 0 || in_flight + need <= budget; });
+    std::function<void()> admit;  // called with bm held
+    admit = [&] {
+      while (next < order.size()) {
+        const size_t i = order[next];
+        const uint64_t need = std::min(estimated_bytes(plan.series[i], voxel_options), budget);
+        if (in_flight != 0 && in_flight + need > budget) return;
         in_flight += need;
-      }
-      tg.run([&, i, need] {
-        process(i);
-        {
+        ++next;
+        tg.run([&, i, need] {
+          process(i);
           std::lock_guard lk(bm);
           in_flight -= need;
-        }
-        bcv.notify_all();
-      });
+          admit();
+        });
+      }
+    };
+    {
+      std::lock_guard lk(bm);
+      admit();
     }
     tg.wait();
   }
+  committer.drain();
   progress.finish();
+  stage_done("convert");
   std::sort(sum.outputs.begin(), sum.outputs.end());
 
   // dataset-level files
@@ -900,6 +980,7 @@ ConvertSummary convert(const ConvertOptions& opt) {
     io::write_file_atomic(state / ("report" + shard_suffix(opt) + ".json"), report.dump(2) + "\n", 0600);
   } catch (...) {
   }
+  stage_done("finish");
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return sum;
 }
@@ -923,6 +1004,15 @@ void print_summary(const ConvertSummary& s, std::ostream& os) {
   os << std::fixed << std::setprecision(1) << "  " << mb_in << " MB read, " << s.bytes_out / 1e6 << " MB written in "
      << std::setprecision(2) << s.seconds << " s (" << std::setprecision(1)
      << (s.seconds > 0 ? mb_in / s.seconds : 0.0) << " MB/s input); executor: " << s.executor << "\n";
+  if (!s.stage_seconds.empty()) {
+    os << "  time:";
+    const char* sep = " ";
+    for (const auto& [stage, sec] : s.stage_seconds) {
+      os << sep << stage << " " << std::setprecision(2) << sec << " s";
+      sep = ", ";
+    }
+    os << "\n";
+  }
   for (const auto& [status, n] : s.deface) os << "  deface: " << status << " in " << n << " series\n";
   if (!s.compressors.empty()) {
     os << "  gzip:";

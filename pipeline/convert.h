@@ -57,6 +57,8 @@ struct ConvertSummary {
   uint64_t archives = 0;  // .zip/.tar read in memory
   uint64_t bytes_in = 0, bytes_out = 0;
   double seconds = 0;
+  // wall seconds of each stage, in run order (what the summary prints)
+  std::vector<std::pair<std::string, double>> stage_seconds;
   std::string executor;
   std::string key_id;
   bool key_created = false;

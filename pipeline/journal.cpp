@@ -38,8 +38,8 @@ Journal::Journal(const std::filesystem::path& state_dir) {
   sqlite3_busy_timeout(db_, 120000);
   exec(db_, "PRAGMA journal_mode=WAL");
   exec(db_,
-       "CREATE TABLE IF NOT EXISTS outputs (output TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, "
-       "nifti_size INTEGER NOT NULL, nifti_sha256 TEXT NOT NULL, json_sha256 TEXT NOT NULL)");
+       "CREATE TABLE IF NOT EXISTS output_files (output TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, "
+       "nifti_size INTEGER NOT NULL, nifti_digest TEXT NOT NULL, json_digest TEXT NOT NULL)");
 }
 
 Journal::~Journal() {
@@ -50,7 +50,7 @@ std::optional<JournalRow> Journal::find(const std::string& output) {
   std::lock_guard lk(m_);
   sqlite3_stmt* st = nullptr;
   if (sqlite3_prepare_v2(db_,
-                         "SELECT fingerprint, nifti_size, nifti_sha256, json_sha256 FROM outputs WHERE output = ?",
+                         "SELECT fingerprint, nifti_size, nifti_digest, json_digest FROM output_files WHERE output = ?",
                          -1, &st, nullptr) != SQLITE_OK)
     throw std::runtime_error("journal: cannot query");
   sqlite3_bind_text(st, 1, output.c_str(), -1, SQLITE_TRANSIENT);
@@ -60,8 +60,8 @@ std::optional<JournalRow> Journal::find(const std::string& output) {
     r.output = output;
     r.fingerprint = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
     r.nifti_size = uint64_t(sqlite3_column_int64(st, 1));
-    r.nifti_sha256 = reinterpret_cast<const char*>(sqlite3_column_text(st, 2));
-    r.json_sha256 = reinterpret_cast<const char*>(sqlite3_column_text(st, 3));
+    r.nifti_digest = reinterpret_cast<const char*>(sqlite3_column_text(st, 2));
+    r.json_digest = reinterpret_cast<const char*>(sqlite3_column_text(st, 3));
     row = r;
   }
   sqlite3_finalize(st);
@@ -72,15 +72,15 @@ void Journal::record(const JournalRow& r) {
   std::lock_guard lk(m_);
   sqlite3_stmt* st = nullptr;
   if (sqlite3_prepare_v2(db_,
-                         "INSERT OR REPLACE INTO outputs (output, fingerprint, nifti_size, nifti_sha256, json_sha256) "
+                         "INSERT OR REPLACE INTO output_files (output, fingerprint, nifti_size, nifti_digest, json_digest) "
                          "VALUES (?, ?, ?, ?, ?)",
                          -1, &st, nullptr) != SQLITE_OK)
     throw std::runtime_error("journal: cannot record");
   sqlite3_bind_text(st, 1, r.output.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_text(st, 2, r.fingerprint.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(st, 3, sqlite3_int64(r.nifti_size));
-  sqlite3_bind_text(st, 4, r.nifti_sha256.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(st, 5, r.json_sha256.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 4, r.nifti_digest.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 5, r.json_digest.c_str(), -1, SQLITE_TRANSIENT);
   const int rc = sqlite3_step(st);
   sqlite3_finalize(st);
   if (rc != SQLITE_DONE) throw std::runtime_error("journal: cannot record");
@@ -90,23 +90,6 @@ std::string sha256_hex(const std::string& data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned n = 0;
   EVP_Digest(data.data(), data.size(), md, &n, EVP_sha256(), nullptr);
-  return io::to_hex(md, n);
-}
-
-std::string file_sha256(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  if (!f) return {};
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  std::vector<char> buf(1 << 20);
-  while (f) {
-    f.read(buf.data(), std::streamsize(buf.size()));
-    if (f.gcount() > 0) EVP_DigestUpdate(ctx, buf.data(), size_t(f.gcount()));
-  }
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned n = 0;
-  EVP_DigestFinal_ex(ctx, md, &n);
-  EVP_MD_CTX_free(ctx);
   return io::to_hex(md, n);
 }
 

@@ -15,8 +15,8 @@ struct JournalRow {
   std::string output;       // relative path of the .nii.gz
   std::string fingerprint;  // of the inputs and the conversion settings
   uint64_t nifti_size = 0;
-  std::string nifti_sha256;
-  std::string json_sha256;
+  std::string nifti_digest;  // io::Digest of the .nii.gz
+  std::string json_digest;   // io::Digest of the sidecar
 };
 
 class Journal {
@@ -36,8 +36,7 @@ class Journal {
   std::mutex m_;
 };
 
-// Hex SHA-256 of a file's bytes; empty when it cannot be read.
-std::string file_sha256(const std::filesystem::path& p);
+// Hex SHA-256 of a text (the fingerprint of an output's inputs and settings).
 std::string sha256_hex(const std::string& data);
 
 // Removes temporary files (".<name>.tmp-<pid>-<n>") left under `root` by
