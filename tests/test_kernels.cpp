@@ -1,8 +1,13 @@
 // Tests for kernels/: StoredBits and RescaleToFloat on the CPU executor for
-// every supported container type, device selection, and CUDA-vs-CPU agreement
-// (skipped when no CUDA device is available).
+// every supported container type, the CPU executor's operations (for each
+// index, transform, transform_reduce, histogram), device selection, and
+// CUDA-vs-CPU agreement (skipped when no CUDA device is available).
 #include <gtest/gtest.h>
 
+#include <tbb/task_arena.h>
+
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -13,11 +18,13 @@
 #include <thread>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "kernels/bits.h"
 #include "kernels/device.h"
 #include "kernels/exec_cpu.h"
+#include "kernels/reduce.h"
 #include "kernels/rescale.h"
 
 namespace {
@@ -279,6 +286,197 @@ TEST(ExecCpu, VisitsEveryIndexOnce) {
     rapidnii::kernels::for_each_index(n, [p](std::size_t i) { ++p[i]; });
     for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(hits[i], 1) << "n " << n << " i " << i;
   }
+}
+
+// --- The CPU executor's operations --------------------------------------------
+
+namespace kx = rapidnii::kernels;
+using kx::kCpuGrain;
+
+// Around the serial cut-off (n <= grain runs serially) and well above it.
+std::vector<std::size_t> executor_sizes() {
+  return {0, 1, 7, kCpuGrain - 1, kCpuGrain, kCpuGrain + 1, 5 * kCpuGrain + 3};
+}
+
+// Both signs, repeats, and the extremes of int32.
+std::vector<std::int32_t> signed_values(std::size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<std::int32_t> dist;
+  std::vector<std::int32_t> v(n);
+  for (auto& x : v) x = dist(rng);
+  if (n > 2) {
+    v[n / 3] = std::numeric_limits<std::int32_t>::min();
+    v[n / 2] = std::numeric_limits<std::int32_t>::max();
+  }
+  return v;
+}
+
+// A float sum's exact value (long double has 64 mantissa bits: the reference
+// is far closer than the bound tested) and sum |x|.
+std::pair<long double, long double> reference_sum(const std::vector<float>& v) {
+  long double s = 0, a = 0;
+  for (const float x : v) {
+    s += x;
+    a += std::fabs(static_cast<long double>(x));
+  }
+  return {s, a};
+}
+
+std::vector<float> wide_floats(std::size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> mant(-1.0f, 1.0f);
+  std::uniform_int_distribution<int> exp(-20, 20);
+  std::vector<float> v(n);
+  for (auto& x : v) x = std::ldexp(mant(rng), exp(rng));
+  return v;
+}
+
+TEST(ExecCpu, TransformFromIndex) {
+  for (const std::size_t n : executor_sizes()) {
+    std::vector<std::int64_t> out(n, 99);
+    kx::transform(n, out.data(), [](std::size_t i) { return static_cast<std::int64_t>(i) * 3 - 1000; });
+    for (std::size_t i = 0; i < n; ++i) {
+      ASSERT_EQ(out[i], static_cast<std::int64_t>(i) * 3 - 1000) << "n " << n << " i " << i;
+    }
+  }
+}
+
+TEST(ExecCpu, TransformFromValueAndInPlace) {
+  for (const std::size_t n : executor_sizes()) {
+    const std::vector<std::int32_t> in = signed_values(n, 3);
+    std::vector<double> out(n, -1.0);
+    kx::transform(n, in.data(), out.data(), [](std::int32_t x) { return 0.5 * x; });
+    std::vector<std::int32_t> v = in;
+    kx::transform(n, v.data(), v.data(), [](std::int32_t x) { return x / 2 - 1; });
+    for (std::size_t i = 0; i < n; ++i) {
+      ASSERT_EQ(out[i], 0.5 * in[i]) << "n " << n << " i " << i;
+      ASSERT_EQ(v[i], in[i] / 2 - 1) << "n " << n << " i " << i;
+    }
+  }
+}
+
+TEST(ExecCpu, TransformReduceIntegerSumIsExact) {
+  for (const std::size_t n : executor_sizes()) {
+    const std::vector<std::int32_t> v = signed_values(n, 5);
+    std::int64_t want = 0;
+    for (const std::int32_t x : v) want += x;
+    for (const std::size_t grain : {kCpuGrain, std::size_t{1000}, std::size_t{1}}) {
+      const std::int64_t got = kx::transform_reduce(
+          n, std::int64_t{0}, [&v](std::size_t i) { return std::int64_t{v[i]}; },
+          kx::Plus<std::int64_t>{}, grain);
+      ASSERT_EQ(got, want) << "n " << n << " grain " << grain;
+    }
+  }
+  EXPECT_EQ(kx::transform_reduce(0, std::int64_t{0}, [](std::size_t) { return std::int64_t{1}; },
+                                 kx::Plus<std::int64_t>{}),
+            0);
+}
+
+TEST(ExecCpu, TransformReduceMinMaxIsExact) {
+  using MM = kx::MinMax<std::int32_t>;
+  const MM none{std::numeric_limits<std::int32_t>::max(), std::numeric_limits<std::int32_t>::min()};
+  for (const std::size_t n : executor_sizes()) {
+    const std::vector<std::int32_t> v = signed_values(n, 9);
+    const MM got = kx::transform_reduce(
+        n, none, [&v](std::size_t i) { return MM{v[i], v[i]}; }, kx::MinMaxOp<std::int32_t>{});
+    if (n == 0) {
+      EXPECT_EQ(got.lo, none.lo);
+      EXPECT_EQ(got.hi, none.hi);
+      continue;
+    }
+    EXPECT_EQ(got.lo, *std::min_element(v.begin(), v.end())) << "n " << n;
+    EXPECT_EQ(got.hi, *std::max_element(v.begin(), v.end())) << "n " << n;
+  }
+}
+
+TEST(ExecCpu, TransformReduceFloatSumIsDeterministic) {
+  const std::vector<float> v = wide_floats(3 * 1000 * 1000 + 17, 11);
+  auto sum_with = [&v](int threads) {
+    tbb::task_arena arena(threads);
+    double s = 0;
+    arena.execute([&] {
+      s = kx::transform_reduce(v.size(), 0.0, [&v](std::size_t i) { return double{v[i]}; },
+                               kx::Plus<double>{});
+    });
+    return s;
+  };
+  const double one = sum_with(1);
+  for (const int threads : {2, 3, 8}) EXPECT_EQ(sum_with(threads), one) << threads << " threads";
+  // Within the tree bound of reduce.h: depth <= grain + log2(n) + 1.
+  const auto [exact, abs_sum] = reference_sum(v);
+  const long double bound = (kCpuGrain + 64) * std::ldexp(1.0L, -53) * abs_sum;
+  EXPECT_LE(std::fabs(static_cast<long double>(one) - exact), bound);
+}
+
+TEST(ExecCpu, TransformReduceCallsEachIndexOnce) {
+  // The contract deface's apply pass relies on: f(i) may write element i.
+  const std::size_t n = 5 * kCpuGrain + 3;
+  std::vector<int> hits(n, 0);
+  int* p = hits.data();
+  const auto total = kx::transform_reduce(
+      n, std::uint64_t{0},
+      [p](std::size_t i) {
+        ++p[i];
+        return std::uint64_t{1};
+      },
+      kx::Plus<std::uint64_t>{}, 16);
+  EXPECT_EQ(total, n);
+  for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(hits[i], 1) << i;
+}
+
+TEST(ExecCpu, HistogramCountsAndDropsOutOfRangeBins) {
+  constexpr std::size_t kBins = 37;
+  // Bins -6 .. 43: the negative ones and those >= kBins are dropped.
+  auto bin = [](std::size_t i) { return static_cast<std::int64_t>((i * 2654435761u) % 50) - 6; };
+  for (const std::size_t n : executor_sizes()) {
+    std::vector<std::uint64_t> want(kBins, 0);
+    std::uint64_t in_range = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::int64_t b = bin(i);
+      if (b >= 0 && b < static_cast<std::int64_t>(kBins)) {
+        ++want[static_cast<std::size_t>(b)];
+        ++in_range;
+      }
+    }
+    std::vector<std::uint64_t> got(kBins, 12345);  // overwritten, not added to
+    kx::histogram(n, bin, got.data(), kBins);
+    EXPECT_EQ(got, want) << "n " << n;
+    std::uint64_t total = 0;
+    for (const std::uint64_t c : got) total += c;
+    EXPECT_EQ(total, in_range) << "n " << n;
+  }
+}
+
+TEST(ExecCpu, HistogramIsTheSameForAnyThreadCount) {
+  const std::vector<std::int32_t> v = signed_values(4 * kCpuGrain + 5, 13);
+  constexpr std::size_t kBins = 70000;  // more bins than one cache holds
+  auto run = [&v](int threads) {
+    tbb::task_arena arena(threads);
+    std::vector<std::uint64_t> h(kBins);
+    arena.execute([&] {
+      kx::histogram(
+          v.size(), [&v](std::size_t i) { return static_cast<std::int64_t>(v[i] % 80000); },
+          h.data(), kBins);
+    });
+    return h;
+  };
+  const auto one = run(1);
+  EXPECT_EQ(run(8), one);
+  EXPECT_GT(std::count_if(one.begin(), one.end(), [](std::uint64_t c) { return c > 0; }), 1000);
+  std::vector<std::uint64_t> none;
+  kx::histogram(10, [](std::size_t) { return 0; }, none.data(), 0);  // no bins: nothing to count
+}
+
+TEST(Reduce, Operators) {
+  EXPECT_TRUE(kx::orders_before(-0.0f, 0.0f));
+  EXPECT_FALSE(kx::orders_before(0.0f, -0.0f));
+  EXPECT_FALSE(kx::orders_before(0.0, 0.0));
+  EXPECT_TRUE(kx::orders_before(-1, 0));
+  EXPECT_TRUE(std::signbit(kx::Min<float>{}(0.0f, -0.0f)));
+  EXPECT_FALSE(std::signbit(kx::Max<double>{}(-0.0, 0.0)));
+  EXPECT_EQ(kx::Min<std::int16_t>{}(-3, 2), -3);
+  EXPECT_EQ(kx::Max<std::uint8_t>{}(7, 200), 200);
+  EXPECT_EQ(kx::BitOr<int>{}(1, 2), 3);
 }
 
 TEST(Device, ParseAndName) {
