@@ -16,9 +16,11 @@ namespace rapidnii::kernels::cuda_backend {
 // Number of CUDA devices; 0 on any error (no driver, no device).
 int device_count() noexcept;
 
-// Host buffers in, host buffers out: each call copies to the current device,
-// runs the functor, copies back and synchronises. Throws std::runtime_error on
-// any CUDA error. Arguments are assumed already validated by the caller.
+// Host buffers in, host buffers out: each call copies to the current device
+// (through pinned staging buffers, in chunks, overlapped with the work; see
+// exec_cuda.cuh), runs the functor, copies back and synchronises. Throws
+// std::runtime_error on any CUDA error. Arguments are assumed already
+// validated by the caller. Safe to call from several host threads at once.
 template <class T>
 void normalize_stored_bits(T* data, std::size_t n, StoredBits<T> op);
 

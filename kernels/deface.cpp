@@ -238,7 +238,8 @@ DefaceReport apply_impl(Device d, std::span<T> vol, std::array<int64_t, 3> dims,
   const auto [lo, hi] = limits<T>();
   const deface_detail::Apply<T> f{vol.data(),   geo,   m.cells.data(), smooth.data(),
                                   slope,        inter, lo,             hi,
-                                  m.background, m.amplitude, seed,   mode == DefaceMode::Remove};
+                                  m.background, m.amplitude, seed,   mode == DefaceMode::Remove,
+                                  0};
   const auto n = static_cast<std::size_t>(dims[0] * dims[1] * dims[2]);
   uint64_t changed = 0;
   if (d == Device::Cuda) {

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <span>
@@ -574,6 +575,42 @@ TYPED_TEST(KernelsTyped, CudaRescaleMatchesCpu) {
     for (std::size_t i = 0; i < cpu.size(); ++i) {
       ASSERT_FLOAT_EQ(gpu[i], cpu[i]) << "per_slice " << per_slice << " index " << i;
     }
+  }
+}
+
+// The CUDA executor streams host buffers through in chunks of 4 MiB (1M to 4M
+// elements): sizes on either side of one and several chunks, with a partial
+// last chunk.
+std::vector<std::size_t> chunk_sizes() {
+  const std::size_t m = std::size_t{1} << 20;
+  return {1, 1000, m - 1, m, m + 1, 2 * m + 1, 4 * m + 3, 12 * m + 7};
+}
+
+TYPED_TEST(KernelsTyped, CudaChunkBoundariesMatchCpu) {
+  REQUIRE_CUDA();
+  using T = TypeParam;
+  constexpr int width = width_of(sizeof(T));
+  for (const std::size_t n : chunk_sizes()) {
+    std::vector<T> raw(n);
+    std::mt19937 rng(static_cast<unsigned>(n));
+    for (T& x : raw) x = static_cast<T>(rng());
+    std::vector<T> cpu = raw, gpu = raw;
+    normalize_stored_bits<T>(Device::Cpu, cpu, width - 3, width - 2, true);
+    normalize_stored_bits<T>(Device::Cuda, gpu, width - 3, width - 2, true);
+    ASSERT_EQ(cpu, gpu) << "n " << n;
+    // Slices that do not line up with the chunks.
+    const std::size_t per_slice = 512 * 512 + 3;
+    const std::size_t slices = (n + per_slice - 1) / per_slice;
+    std::vector<double> slope(slices), inter(slices);
+    for (std::size_t s = 0; s < slices; ++s) {
+      slope[s] = 0.25 + 0.37 * static_cast<double>(s);
+      inter[s] = -1024.5 + 3.0 * static_cast<double>(s);
+    }
+    std::vector<float> fc(n), fg(n, -1.0f);
+    rescale_to_float<T>(Device::Cpu, raw, fc, slope, inter, per_slice);
+    rescale_to_float<T>(Device::Cuda, raw, fg, slope, inter, per_slice);
+    // Bit for bit: no FMA on either side.
+    ASSERT_EQ(0, std::memcmp(fc.data(), fg.data(), n * sizeof(float))) << "n " << n;
   }
 }
 
