@@ -3,7 +3,7 @@
 // unit because each .cu costs ~30 s per architecture to compile.
 //
 // Element-wise kernels (normalize_stored_bits, rescale_to_float, deface's
-// apply pass) stream the volume through the staging lanes
+// apply pass, the reductions) stream the volume through the staging lanes
 // with staged_map: the H2D of chunk k+1, the kernel on chunk k and the D2H
 // of chunk k-1 overlap, through pinned buffers. Reorientation and deface's
 // downsample gather from anywhere in the volume, so they upload it whole
@@ -257,5 +257,74 @@ RAPIDNII_INSTANTIATE_DEFACE(std::int16_t)
 RAPIDNII_INSTANTIATE_DEFACE(std::int32_t)
 RAPIDNII_INSTANTIATE_DEFACE(float)
 #undef RAPIDNII_INSTANTIATE_DEFACE
+
+// --- Reductions ----------------------------------------------------------------
+// Each chunk is reduced on its lane as soon as it is in (one result slot per
+// chunk); the host folds the chunk results in chunk order, so the grouping
+// depends on n only.
+namespace {
+
+template <class T, class Acc, class MakeF, class Op>
+Acc reduce_values(const T* v, std::size_t n, Acc identity, MakeF make_f, Op op) {
+  Call call;
+  const std::size_t n_chunks = cuda_exec::chunks_of(n, cuda_exec::map_chunk(sizeof(T), 0));
+  Acc* d_results = call.alloc<Acc>(n_chunks);
+  Acc* d_partials = call.alloc<Acc>(kLanes * kReduceGrid);
+  cuda_exec::staged_map(call, v, static_cast<std::uint8_t*>(nullptr), n,
+                        [&](const Chunk<T, std::uint8_t>& c) {
+                          cuda_exec::transform_reduce_async(
+                              c.stream, c.count, identity, make_f(c.in), op,
+                              d_results + c.index, d_partials + c.lane * kReduceGrid);
+                        });
+  std::vector<Acc> results(n_chunks);
+  cuda_exec::download(call, results.data(), d_results, n_chunks);
+  Acc acc = identity;
+  for (const Acc& r : results) acc = op(acc, r);
+  return acc;
+}
+
+}  // namespace
+
+template <class T>
+MinMax<T> value_range(const T* v, std::size_t n, MinMax<T> none) {
+  return reduce_values<T>(v, n, none, [none](const T* chunk) { return RangeOf<T>{chunk, none}; },
+                          MinMaxOp<T>{});
+}
+
+template <class T>
+SumOf<T> value_sum(const T* v, std::size_t n) {
+  return reduce_values<T>(v, n, SumOf<T>{0}, [](const T* chunk) { return SumTerm<T>{chunk}; },
+                          Plus<SumOf<T>>{});
+}
+
+template <class T>
+void value_histogram(const ValueBin<T>& bin, std::size_t n, std::uint64_t* counts) {
+  const auto bins = static_cast<std::size_t>(bin.bins);
+  Call call;
+  std::uint64_t* d_counts = call.alloc<std::uint64_t>(bins);
+  check(cudaMemsetAsync(d_counts, 0, bins * sizeof(std::uint64_t), call.main()),
+        "cudaMemsetAsync");
+  // Every chunk adds into the one histogram (integer atomics: exact).
+  cuda_exec::staged_map(call, bin.v, static_cast<std::uint8_t*>(nullptr), n,
+                        [&](const Chunk<T, std::uint8_t>& c) {
+                          ValueBin<T> b = bin;
+                          b.v = c.in;
+                          cuda_exec::histogram_async(c.stream, c.count, b, d_counts, bins);
+                        });
+  cuda_exec::download(call, counts, d_counts, bins);
+}
+
+#define RAPIDNII_INSTANTIATE_REDUCE(T)                                                \
+  template MinMax<T> value_range<T>(const T*, std::size_t, MinMax<T>);                \
+  template SumOf<T> value_sum<T>(const T*, std::size_t);                              \
+  template void value_histogram<T>(const ValueBin<T>&, std::size_t, std::uint64_t*);
+RAPIDNII_INSTANTIATE_REDUCE(std::uint8_t)
+RAPIDNII_INSTANTIATE_REDUCE(std::int8_t)
+RAPIDNII_INSTANTIATE_REDUCE(std::uint16_t)
+RAPIDNII_INSTANTIATE_REDUCE(std::int16_t)
+RAPIDNII_INSTANTIATE_REDUCE(std::uint32_t)
+RAPIDNII_INSTANTIATE_REDUCE(std::int32_t)
+RAPIDNII_INSTANTIATE_REDUCE(float)
+#undef RAPIDNII_INSTANTIATE_REDUCE
 
 }  // namespace rapidnii::kernels::cuda_backend

@@ -1,7 +1,8 @@
 // Tests for kernels/: StoredBits and RescaleToFloat on the CPU executor for
 // every supported container type, the CPU executor's operations (for each
-// index, transform, transform_reduce, histogram), device selection, and
-// CUDA-vs-CPU agreement (skipped when no CUDA device is available).
+// index, transform, transform_reduce, histogram) and the reductions of
+// reduce.h, device selection, and CUDA-vs-CPU agreement (skipped when no CUDA
+// device is available).
 #include <gtest/gtest.h>
 
 #include <tbb/task_arena.h>
@@ -468,6 +469,64 @@ TEST(ExecCpu, HistogramIsTheSameForAnyThreadCount) {
   kx::histogram(10, [](std::size_t) { return 0; }, none.data(), 0);  // no bins: nothing to count
 }
 
+// --- Reductions (reduce.h) on the CPU ---------------------------------------------
+
+template <class T>
+class ReduceTyped : public ::testing::Test {};
+
+using ReduceTypes = ::testing::Types<std::uint8_t, std::int8_t, std::uint16_t, std::int16_t,
+                                     std::uint32_t, std::int32_t, float>;
+TYPED_TEST_SUITE(ReduceTyped, ReduceTypes);
+
+// The whole range of an integer type; floats of both signs over 40 octaves.
+template <class T>
+std::vector<T> reduce_input(std::size_t n, unsigned seed) {
+  if constexpr (std::is_floating_point_v<T>) {
+    return wide_floats(n, seed);
+  } else {
+    std::mt19937 rng(seed);
+    std::uniform_int_distribution<long long> dist(std::numeric_limits<T>::min(),
+                                                  std::numeric_limits<T>::max());
+    std::vector<T> v(n);
+    for (T& x : v) x = static_cast<T>(dist(rng));
+    return v;
+  }
+}
+
+std::vector<std::size_t> reduce_sizes() { return {1, 2, 1000, kCpuGrain + 1, 3 * kCpuGrain + 11}; }
+
+TYPED_TEST(ReduceTyped, ValueRangeMatchesMinMaxElement) {
+  using T = TypeParam;
+  for (const std::size_t n : reduce_sizes()) {
+    const std::vector<T> v = reduce_input<T>(n, 21);
+    const auto r = kx::value_range<T>(Device::Cpu, v);
+    EXPECT_EQ(r.lo, *std::min_element(v.begin(), v.end())) << "n " << n;
+    EXPECT_EQ(r.hi, *std::max_element(v.begin(), v.end())) << "n " << n;
+  }
+  const auto empty = kx::value_range<T>(Device::Cpu, std::span<const T>{});
+  EXPECT_GT(empty.lo, empty.hi);
+}
+
+TEST(Reduce, ValueRangeSkipsNanAndOrdersZeros) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<float> v = {nan, 3.0f, -0.0f, 0.0f, nan, -2.0f};
+  const auto r = kx::value_range<float>(Device::Cpu, v);
+  EXPECT_EQ(r.lo, -2.0f);
+  EXPECT_EQ(r.hi, 3.0f);
+  // Zeros of both signs, many tasks: -0 is the min and +0 the max whatever the
+  // grouping.
+  std::vector<float> zeros(3 * kCpuGrain + 1);
+  for (std::size_t i = 0; i < zeros.size(); ++i) zeros[i] = (i % 3 == 1) ? -0.0f : 0.0f;
+  const auto z = kx::value_range<float>(Device::Cpu, zeros);
+  EXPECT_EQ(z.lo, 0.0f);
+  EXPECT_TRUE(std::signbit(z.lo));
+  EXPECT_FALSE(std::signbit(z.hi));
+  const std::vector<float> only_nan(5, nan);
+  const auto n = kx::value_range<float>(Device::Cpu, only_nan);
+  EXPECT_EQ(n.lo, std::numeric_limits<float>::infinity());
+  EXPECT_EQ(n.hi, -std::numeric_limits<float>::infinity());
+}
+
 TEST(Reduce, Operators) {
   EXPECT_TRUE(kx::orders_before(-0.0f, 0.0f));
   EXPECT_FALSE(kx::orders_before(0.0f, -0.0f));
@@ -478,6 +537,73 @@ TEST(Reduce, Operators) {
   EXPECT_EQ(kx::Min<std::int16_t>{}(-3, 2), -3);
   EXPECT_EQ(kx::Max<std::uint8_t>{}(7, 200), 200);
   EXPECT_EQ(kx::BitOr<int>{}(1, 2), 3);
+}
+
+TYPED_TEST(ReduceTyped, ValueSum) {
+  using T = TypeParam;
+  for (const std::size_t n : reduce_sizes()) {
+    const std::vector<T> v = reduce_input<T>(n, 23);
+    const auto got = kx::value_sum<T>(Device::Cpu, v);
+    if constexpr (std::is_integral_v<T>) {
+      std::int64_t want = 0;
+      for (const T x : v) want += x;
+      EXPECT_EQ(got, want) << "n " << n;
+    } else {
+      const auto [exact, abs_sum] = reference_sum(v);
+      EXPECT_LE(std::fabs(static_cast<long double>(got) - exact),
+                (kCpuGrain + 64) * std::ldexp(1.0L, -53) * abs_sum)
+          << "n " << n;
+    }
+  }
+  EXPECT_EQ(kx::value_sum<T>(Device::Cpu, std::span<const T>{}), 0);
+}
+
+TYPED_TEST(ReduceTyped, ValueHistogramMatchesLoop) {
+  using T = TypeParam;
+  // Part of the values fall outside [lo, hi] and are dropped.
+  double lo = -500, hi = 500;
+  if constexpr (std::is_integral_v<T>) {
+    lo = static_cast<double>(std::numeric_limits<T>::min()) + 10;
+    hi = static_cast<double>(std::numeric_limits<T>::max()) - 10;
+  }
+  for (const std::size_t n : reduce_sizes()) {
+    const std::vector<T> v = reduce_input<T>(n, 25);
+    for (const std::size_t bins : {std::size_t{1}, std::size_t{7}, std::size_t{256}}) {
+      std::vector<std::uint64_t> want(bins, 0);
+      for (const T x : v) {
+        const double d = static_cast<double>(x);
+        if (d < lo || d > hi) continue;
+        const auto b = static_cast<std::size_t>(std::floor((d - lo) / (hi - lo) * bins));
+        ++want[std::min(b, bins - 1)];
+      }
+      EXPECT_EQ(kx::value_histogram<T>(Device::Cpu, v, lo, hi, bins), want)
+          << "n " << n << " bins " << bins;
+    }
+  }
+}
+
+TEST(Reduce, ValueHistogramEdges) {
+  // Bins of width 2 over [0, 10]; 10 (== hi) is in the last bin; -1 and 11
+  // are dropped.
+  const std::vector<std::int16_t> v = {-1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+  EXPECT_EQ(kx::value_histogram<std::int16_t>(Device::Cpu, v, 0, 10, 5),
+            (std::vector<std::uint64_t>{2, 2, 2, 2, 3}));
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<float> f = {nan, 0.25f, 0.75f, nan, 1.0f};
+  EXPECT_EQ(kx::value_histogram<float>(Device::Cpu, f, 0, 1, 2),
+            (std::vector<std::uint64_t>{1, 2}));
+  EXPECT_EQ(kx::value_histogram<float>(Device::Cpu, std::span<const float>{}, 0, 1, 3),
+            (std::vector<std::uint64_t>{0, 0, 0}));
+  const double inf = std::numeric_limits<double>::infinity();
+  for (const auto& [lo, hi, bins] : {std::tuple<double, double, std::size_t>{1, 1, 4},
+                                     {2, 1, 4},
+                                     {0, 1, 0},
+                                     {std::nan(""), 1, 4},
+                                     {0, inf, 4}}) {
+    EXPECT_THROW(kx::value_histogram<std::int16_t>(Device::Cpu, v, lo, hi, bins),
+                 std::invalid_argument)
+        << lo << " " << hi << " " << bins;
+  }
 }
 
 TEST(Device, ParseAndName) {
@@ -523,6 +649,14 @@ TEST(Device, CudaAvailableIsStableAcrossThreads) {
   }
   for (std::thread& th : threads) th.join();
   for (const char s : seen) EXPECT_EQ(s, first ? 1 : 0);
+}
+
+TEST(Device, ReductionsNeedCudaWhenForced) {
+  if (cuda_available()) GTEST_SKIP() << "a CUDA device is present";
+  const std::vector<std::int16_t> v(8, 1);
+  EXPECT_THROW(kx::value_range<std::int16_t>(Device::Cuda, v), std::runtime_error);
+  EXPECT_THROW(kx::value_sum<std::int16_t>(Device::Cuda, v), std::runtime_error);
+  EXPECT_THROW(kx::value_histogram<std::int16_t>(Device::Cuda, v, 0, 1, 2), std::runtime_error);
 }
 
 TYPED_TEST(KernelsTyped, AutoMatchesCpu) {
@@ -614,10 +748,75 @@ TYPED_TEST(KernelsTyped, CudaChunkBoundariesMatchCpu) {
   }
 }
 
+// Floats compared bit for bit (so that -0 and +0 differ).
+template <class T>
+bool same_bits(T a, T b) {
+  return std::memcmp(&a, &b, sizeof(T)) == 0;
+}
+
+TYPED_TEST(ReduceTyped, CudaValueRangeMatchesCpu) {
+  REQUIRE_CUDA();
+  using T = TypeParam;
+  for (const std::size_t n : chunk_sizes()) {
+    std::vector<T> v = reduce_input<T>(n, 31);
+    if constexpr (std::is_floating_point_v<T>) {
+      // NaNs and zeros of both signs as well.
+      for (std::size_t i = 0; i < n; i += 997) v[i] = std::numeric_limits<T>::quiet_NaN();
+      for (std::size_t i = 1; i < n; i += 1009) v[i] = (i % 2) ? -0.0f : 0.0f;
+    }
+    const auto cpu = kx::value_range<T>(Device::Cpu, v);
+    const auto gpu = kx::value_range<T>(Device::Cuda, v);
+    EXPECT_TRUE(same_bits(cpu.lo, gpu.lo)) << "n " << n << ": " << +cpu.lo << " vs " << +gpu.lo;
+    EXPECT_TRUE(same_bits(cpu.hi, gpu.hi)) << "n " << n << ": " << +cpu.hi << " vs " << +gpu.hi;
+  }
+}
+
+TYPED_TEST(ReduceTyped, CudaValueSumMatchesCpu) {
+  REQUIRE_CUDA();
+  using T = TypeParam;
+  for (const std::size_t n : chunk_sizes()) {
+    const std::vector<T> v = reduce_input<T>(n, 33);
+    const auto cpu = kx::value_sum<T>(Device::Cpu, v);
+    const auto gpu = kx::value_sum<T>(Device::Cuda, v);
+    if constexpr (std::is_integral_v<T>) {
+      EXPECT_EQ(cpu, gpu) << "n " << n;
+    } else {
+      // The stated tolerance (reduce.h): 1e-10 of sum |x|.
+      const auto abs_sum = reference_sum(v).second;
+      EXPECT_LE(std::fabs(static_cast<long double>(cpu) - gpu), 1e-10L * abs_sum) << "n " << n;
+      EXPECT_EQ(gpu, kx::value_sum<T>(Device::Cuda, v)) << "n " << n << ": not run-to-run stable";
+    }
+  }
+}
+
+TYPED_TEST(ReduceTyped, CudaValueHistogramMatchesCpu) {
+  REQUIRE_CUDA();
+  using T = TypeParam;
+  double lo = -500, hi = 500;
+  if constexpr (std::is_integral_v<T>) {
+    lo = static_cast<double>(std::numeric_limits<T>::min()) + 10;
+    hi = static_cast<double>(std::numeric_limits<T>::max()) - 10;
+  }
+  for (const std::size_t n : chunk_sizes()) {
+    const std::vector<T> v = reduce_input<T>(n, 35);
+    // 256 bins: per-block shared counters; 20000: global atomics.
+    for (const std::size_t bins : {std::size_t{1}, std::size_t{256}, std::size_t{20000}}) {
+      EXPECT_EQ(kx::value_histogram<T>(Device::Cpu, v, lo, hi, bins),
+                kx::value_histogram<T>(Device::Cuda, v, lo, hi, bins))
+          << "n " << n << " bins " << bins;
+    }
+  }
+}
+
 TEST(Cuda, EmptyInputs) {
   REQUIRE_CUDA();
   EXPECT_NO_THROW(normalize_stored_bits<std::int16_t>(Device::Cuda, {}, 12, 11, true));
   EXPECT_NO_THROW(rescale_to_float<std::int16_t>(Device::Cuda, {}, {}, {}, {}, 0));
+  const auto r = kx::value_range<std::int16_t>(Device::Cuda, {});
+  EXPECT_GT(r.lo, r.hi);
+  EXPECT_EQ(kx::value_sum<std::int16_t>(Device::Cuda, {}), 0);
+  EXPECT_EQ(kx::value_histogram<std::int16_t>(Device::Cuda, {}, 0, 1, 2),
+            (std::vector<std::uint64_t>{0, 0}));
 }
 
 TEST(Cuda, ConcurrentCallsFromHostThreads) {
