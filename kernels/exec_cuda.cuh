@@ -386,7 +386,6 @@ class Call {
       check(cudaStreamWaitEvent(main(), ctx_->lanes[l].done, 0), "cudaStreamWaitEvent");
     }
   }
-  void sync() { check(cudaStreamSynchronize(main()), "cudaStreamSynchronize"); }
 
  private:
   StagingContext* ctx_;
