@@ -1,6 +1,8 @@
 // Kernel micro-benchmarks: GB/s (bytes read + written) and voxels/s for each
 // kernel at 256^3 and 512x512x300, on the CPU executor and, when a CUDA device
 // is found at start-up, on CUDA (host buffers in and out, copies included).
+// The executors' operations alone (transform, transform_reduce, histogram of
+// exec_cpu.h) run on the CPU; the reductions of reduce.h on both.
 //
 //   build/bench/rapidnii_bench_kernels [--benchmark_filter=Deface]
 //
@@ -17,6 +19,8 @@
 
 #include "kernels/deface.h"
 #include "kernels/device.h"
+#include "kernels/exec_cpu.h"
+#include "kernels/reduce.h"
 #include "kernels/reorient.h"
 #include "kernels/rescale.h"
 #include "tests/head_phantom.h"
@@ -62,6 +66,76 @@ void BM_Rescale(benchmark::State& st, k::Device d, Size s) {
     benchmark::DoNotOptimize(out.data());
   }
   set_counters(st, n, 2 + 4);
+}
+
+// The CPU executor's operations on an int16 volume, with functors as light as
+// the kernels' (the memory traffic is what is measured).
+void BM_ExecTransform(benchmark::State& st, Size s) {
+  const int64_t n = voxels(s);
+  const auto& in = random_volume(n);
+  std::vector<float> out(static_cast<std::size_t>(n));
+  for (auto _ : st) {
+    k::transform(static_cast<std::size_t>(n), in.data(), out.data(),
+                 [](int16_t x) { return static_cast<float>(x) * 1.5f - 1024.0f; });
+    benchmark::DoNotOptimize(out.data());
+  }
+  set_counters(st, n, 2 + 4);
+}
+
+void BM_ExecTransformReduce(benchmark::State& st, Size s) {
+  const int64_t n = voxels(s);
+  const int16_t* v = random_volume(n).data();
+  for (auto _ : st) {
+    const int64_t sum = k::transform_reduce(
+        static_cast<std::size_t>(n), int64_t{0}, [v](std::size_t i) { return int64_t{v[i]}; },
+        k::Plus<int64_t>{});
+    benchmark::DoNotOptimize(sum);
+  }
+  set_counters(st, n, 2);
+}
+
+void BM_ExecHistogram(benchmark::State& st, Size s) {
+  const int64_t n = voxels(s);
+  const int16_t* v = random_volume(n).data();
+  std::vector<std::uint64_t> counts(4096);
+  for (auto _ : st) {
+    k::histogram(
+        static_cast<std::size_t>(n), [v](std::size_t i) { return v[i] + 1024; }, counts.data(),
+        counts.size());
+    benchmark::DoNotOptimize(counts.data());
+  }
+  set_counters(st, n, 2);
+}
+
+// reduce.h on the chosen device.
+void BM_ValueRange(benchmark::State& st, k::Device d, Size s) {
+  const int64_t n = voxels(s);
+  const auto& v = random_volume(n);
+  for (auto _ : st) {
+    const auto r = k::value_range<int16_t>(d, v);
+    benchmark::DoNotOptimize(r);
+  }
+  set_counters(st, n, 2);
+}
+
+void BM_ValueSum(benchmark::State& st, k::Device d, Size s) {
+  const int64_t n = voxels(s);
+  const auto& v = random_volume(n);
+  for (auto _ : st) {
+    const auto sum = k::value_sum<int16_t>(d, v);
+    benchmark::DoNotOptimize(sum);
+  }
+  set_counters(st, n, 2);
+}
+
+void BM_ValueHistogram(benchmark::State& st, k::Device d, Size s) {
+  const int64_t n = voxels(s);
+  const auto& v = random_volume(n);
+  for (auto _ : st) {
+    const auto h = k::value_histogram<int16_t>(d, v, -1024, 3071, 256);
+    benchmark::DoNotOptimize(h.data());
+  }
+  set_counters(st, n, 2);
 }
 
 // Reorientation: an axial LPS-stored grid -> RAS (x and y flipped: line
@@ -160,6 +234,12 @@ void register_all(k::Device d) {
     const std::string sz = s.name;
     benchmark::RegisterBenchmark(("Rescale/int16->float/" + dev + "/" + sz).c_str(), BM_Rescale, d, s)
         ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.3);
+    benchmark::RegisterBenchmark(("ValueRange/int16/" + dev + "/" + sz).c_str(), BM_ValueRange, d, s)
+        ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.3);
+    benchmark::RegisterBenchmark(("ValueSum/int16/" + dev + "/" + sz).c_str(), BM_ValueSum, d, s)
+        ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.3);
+    benchmark::RegisterBenchmark(("ValueHistogram/int16/256 bins/" + dev + "/" + sz).c_str(), BM_ValueHistogram, d, s)
+        ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.3);
     benchmark::RegisterBenchmark(("Reorient/LPS->RAS/" + dev + "/" + sz).c_str(), BM_Reorient, d, s, false)
         ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.3);
     benchmark::RegisterBenchmark(("Reorient/sagittal->RAS/" + dev + "/" + sz).c_str(), BM_Reorient, d, s, true)
@@ -180,7 +260,22 @@ void register_all(k::Device d) {
 
 }  // namespace
 
+// The executors' operations alone: CPU only (the CUDA executor works on device
+// pointers; its host entry points are what register_all measures).
+void register_executors() {
+  for (const Size& s : kSizes) {
+    const std::string sz = s.name;
+    benchmark::RegisterBenchmark(("Exec/transform/int16->float/cpu/" + sz).c_str(), BM_ExecTransform, s)
+        ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.3);
+    benchmark::RegisterBenchmark(("Exec/transform_reduce/sum int16/cpu/" + sz).c_str(), BM_ExecTransformReduce, s)
+        ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.3);
+    benchmark::RegisterBenchmark(("Exec/histogram/int16 4096 bins/cpu/" + sz).c_str(), BM_ExecHistogram, s)
+        ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.3);
+  }
+}
+
 int main(int argc, char** argv) {
+  register_executors();
   register_all(k::Device::Cpu);
   if (k::cuda_available()) {
     register_all(k::Device::Cuda);

@@ -54,12 +54,4 @@ struct StoredBits {
   }
 };
 
-// Index functor applying StoredBits in place: data[i] = op(data[i]).
-template <class T>
-struct StoredBitsInPlace {
-  T* data;
-  StoredBits<T> op;
-  RAPIDNII_HD void operator()(std::size_t i) const { data[i] = op(data[i]); }
-};
-
 }  // namespace rapidnii::kernels

@@ -9,6 +9,7 @@
 
 #include "kernels/bits.h"
 #include "kernels/deface_kernels.h"
+#include "kernels/reduce.h"
 #include "kernels/reorient.h"
 
 namespace rapidnii::kernels::cuda_backend {
@@ -16,9 +17,11 @@ namespace rapidnii::kernels::cuda_backend {
 // Number of CUDA devices; 0 on any error (no driver, no device).
 int device_count() noexcept;
 
-// Host buffers in, host buffers out: each call copies to the current device,
-// runs the functor, copies back and synchronises. Throws std::runtime_error on
-// any CUDA error. Arguments are assumed already validated by the caller.
+// Host buffers in, host buffers out: each call copies to the current device
+// (through pinned staging buffers, in chunks, overlapped with the work; see
+// exec_cuda.cuh), runs the functor, copies back and synchronises. Throws
+// std::runtime_error on any CUDA error. Arguments are assumed already
+// validated by the caller. Safe to call from several host threads at once.
 template <class T>
 void normalize_stored_bits(T* data, std::size_t n, StoredBits<T> op);
 
@@ -43,5 +46,15 @@ void deface_downsample(const deface_detail::Downsample<T>& f, std::size_t n_vox,
 template <class T>
 std::uint64_t deface_apply(const deface_detail::Apply<T>& f, std::size_t n_vox, std::size_t n_cells,
                            std::size_t n_smooth);
+
+// Reductions (reduce.h) over n > 0 host values; instantiated for the six
+// integer types and float. `none` is the identity of value_range; bin.v is
+// the host buffer of n values and counts holds bin.bins zeroed counters.
+template <class T>
+MinMax<T> value_range(const T* v, std::size_t n, MinMax<T> none);
+template <class T>
+SumOf<T> value_sum(const T* v, std::size_t n);
+template <class T>
+void value_histogram(const ValueBin<T>& bin, std::size_t n, std::uint64_t* counts);
 
 }  // namespace rapidnii::kernels::cuda_backend

@@ -2,10 +2,6 @@
 // executor, the coarse analysis in deface_analysis.cpp.
 #include "kernels/deface.h"
 
-#include <tbb/blocked_range.h>
-#include <tbb/parallel_for.h>
-#include <tbb/parallel_reduce.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cfloat>
@@ -18,6 +14,8 @@
 
 #include "kernels/deface_analysis.h"
 #include "kernels/deface_kernels.h"
+#include "kernels/exec_cpu.h"
+#include "kernels/reduce.h"
 
 #if RAPIDNII_HAVE_CUDA
 #include "kernels/cuda_backend.h"
@@ -152,10 +150,7 @@ Coarse downsample(Device d, const T* vol, std::array<int64_t, 3> dims, const Aff
     return c;
 #endif
   }
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, 1024),
-                    [&f](const tbb::blocked_range<std::size_t>& r) {
-                      for (std::size_t i = r.begin(); i != r.end(); ++i) f(i);
-                    });
+  for_each_index(n, f, 1024);  // a cell reads up to 64 voxels: small tasks
   return c;
 }
 
@@ -238,7 +233,8 @@ DefaceReport apply_impl(Device d, std::span<T> vol, std::array<int64_t, 3> dims,
   const auto [lo, hi] = limits<T>();
   const deface_detail::Apply<T> f{vol.data(),   geo,   m.cells.data(), smooth.data(),
                                   slope,        inter, lo,             hi,
-                                  m.background, m.amplitude, seed,   mode == DefaceMode::Remove};
+                                  m.background, m.amplitude, seed,   mode == DefaceMode::Remove,
+                                  0};
   const auto n = static_cast<std::size_t>(dims[0] * dims[1] * dims[2]);
   uint64_t changed = 0;
   if (d == Device::Cuda) {
@@ -246,14 +242,12 @@ DefaceReport apply_impl(Device d, std::span<T> vol, std::array<int64_t, 3> dims,
     changed = cuda_backend::deface_apply<T>(f, n, m.cells.size(), smooth.size());
 #endif
   } else {
+    // One line per index (the line's world base is computed once), 16 lines
+    // per task; the count is an integer sum, exact in any order.
     const auto lines = static_cast<std::size_t>(dims[1] * dims[2]);
-    changed = tbb::parallel_reduce(
-        tbb::blocked_range<std::size_t>(0, lines, 16), uint64_t{0},
-        [&f](const tbb::blocked_range<std::size_t>& rg, uint64_t acc) {
-          for (std::size_t l = rg.begin(); l != rg.end(); ++l) acc += f.line(static_cast<int64_t>(l));
-          return acc;
-        },
-        [](uint64_t a, uint64_t b) { return a + b; });
+    changed = transform_reduce(
+        lines, uint64_t{0}, [&f](std::size_t l) { return f.line(static_cast<int64_t>(l)); },
+        Plus<uint64_t>{}, 16);
   }
   r.voxels_changed = changed;
   r.altered = changed > 0;

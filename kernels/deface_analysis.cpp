@@ -1,11 +1,9 @@
 // The coarse-grid analysis of the defacer: find the head, its face and its
 // brain on a ~2 mm world-aligned grid, and mark the cells to alter.
 // Everything here is deterministic: per-index functors on the CPU executor,
+// exact reductions on it (integer sums, min/max, bit-or, a histogram),
 // serial passes, exact integer distances, order-independent selections.
 #include "kernels/deface_analysis.h"
-
-#include <tbb/blocked_range.h>
-#include <tbb/parallel_for.h>
 
 #include <algorithm>
 #include <cmath>
@@ -13,6 +11,8 @@
 #include <vector>
 
 #include "kernels/deface_kernels.h"
+#include "kernels/exec_cpu.h"
+#include "kernels/reduce.h"
 
 namespace rapidnii::kernels::deface_detail {
 
@@ -25,10 +25,7 @@ using V3 = std::array<double, 3>;
 // are few and each is long.
 template <class F>
 void par(std::size_t n, const F& f) {
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, 1),
-                    [&f](const tbb::blocked_range<std::size_t>& r) {
-                      for (std::size_t i = r.begin(); i != r.end(); ++i) f(i);
-                    });
+  for_each_index(n, f, 1);
 }
 
 // Largest connected component (26- or 6-connected); ties go to the component
@@ -160,15 +157,20 @@ double mr_threshold(const Coarse& c) {
   for (std::size_t i = 0; i < c.mean.size(); ++i)
     if (c.inside[i]) v.push_back(std::sqrt(std::max(0.0f, c.mean[i])));
   if (v.size() < 16) return 0;
-  std::sort(v.begin(), v.end());
-  const double lo = v[v.size() / 100], hi = v[std::min(v.size() - 1, v.size() * 995 / 1000)];
+  // Percentiles are order statistics: selecting them gives the values of a
+  // full sort. The lower one lies among the elements before the upper one.
+  const std::size_t k_lo = v.size() / 100, k_hi = std::min(v.size() - 1, v.size() * 995 / 1000);
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k_hi), v.end());
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k_lo),
+                   v.begin() + static_cast<std::ptrdiff_t>(k_hi));
+  const double lo = v[k_lo], hi = v[k_hi];
   if (!(hi > lo)) return lo * lo;
+  // ValueBin is this histogram's bin: floor((x - lo) / (hi - lo) * 256), the
+  // top value in the last bin, values outside [lo, hi] dropped.
+  std::array<std::uint64_t, 256> counts{};
+  histogram(v.size(), ValueBin<float>{v.data(), lo, hi, 256}, counts.data(), counts.size());
   std::array<double, 256> hist{};
-  for (float x : v) {
-    if (x < lo || x > hi) continue;
-    const int b = std::min(255, static_cast<int>((x - lo) / (hi - lo) * 256));
-    hist[b] += 1;
-  }
+  for (int b = 0; b < 256; ++b) hist[b] = static_cast<double>(counts[b]);
   double total = 0, sum = 0;
   for (int b = 0; b < 256; ++b) {
     total += hist[b];
@@ -256,34 +258,43 @@ void analyse(const Coarse& c, Contrast contrast, DefaceMask& m) {
   std::vector<uint8_t> head(static_cast<std::size_t>(n));
   for (int64_t i = 0; i < n; ++i) head[i] = c.inside[i] && c.mean[i] > thr;
   std::vector<uint8_t> filled = largest_component(head, d, true);
-  int64_t count = 0;
-  for (int64_t i = 0; i < n; ++i) count += filled[i];
+  const auto cells = static_cast<std::size_t>(n);
+  const int64_t count = transform_reduce(
+      cells, int64_t{0}, [&](std::size_t i) -> int64_t { return filled[i]; }, Plus<int64_t>{});
   if (count * h2 * h / 1000 < 300) return stop(false, "not a head: no large object");
   fill_holes_axial(filled, d);
 
   // 2. A head ends inside the field of view at the top or the bottom.
-  bool top = false, bottom = false;
-  for (int64_t i = 0; i < n; ++i) {
-    if (!filled[i]) continue;
-    const int64_t z = i / (d[0] * d[1]);
-    if (z + 1 >= d[2] || !c.inside[i + d[0] * d[1]]) top = true;
-    if (z == 0 || !c.inside[i - d[0] * d[1]]) bottom = true;
-  }
-  if (top && bottom) return stop(false, "not a head: extends through the field of view");
+  //    Bit 0: a head cell at the top edge of the field of view; bit 1: at the
+  //    bottom.
+  const int ends = transform_reduce(
+      cells, 0,
+      [&](std::size_t s) {
+        const auto i = static_cast<int64_t>(s);
+        if (!filled[i]) return 0;
+        const int64_t z = i / (d[0] * d[1]);
+        int e = 0;
+        if (z + 1 >= d[2] || !c.inside[i + d[0] * d[1]]) e |= 1;
+        if (z == 0 || !c.inside[i - d[0] * d[1]]) e |= 2;
+        return e;
+      },
+      BitOr<int>{});
+  if (ends == 3) return stop(false, "not a head: extends through the field of view");
 
   // 3. Depth under the skin and distance in front of it.
   std::vector<uint8_t> tmp(static_cast<std::size_t>(n));
   const std::vector<int64_t> depth2 = edt_sq(filled, d);
   for (int64_t i = 0; i < n; ++i) tmp[i] = !filled[i];
   const std::vector<int64_t> out2 = edt_sq(tmp, d);
-  int64_t maxd2 = 0;
-  for (int64_t i = 0; i < n; ++i)
-    if (filled[i]) maxd2 = std::max(maxd2, depth2[i]);
+  const int64_t maxd2 = transform_reduce(
+      cells, int64_t{0}, [&](std::size_t i) { return filled[i] ? depth2[i] : int64_t{0}; },
+      Max<int64_t>{});
   const double inradius = maxd2 >= kInf ? 1e9 : std::sqrt(static_cast<double>(maxd2)) * h;
   if (inradius < kMinInradius || inradius > kMaxInradius)
     return stop(false, "not a head: wrong size");
 
-  // 4. Cranium centre: centroid of the deepest part.
+  // 4. Cranium centre: centroid of the deepest part. A float sum, kept serial
+  //    so that it rounds as it always has (the landmarks depend on it).
   V3 centre{0, 0, 0};
   {
     const double lim = 0.6 * inradius;
@@ -306,16 +317,29 @@ void analyse(const Coarse& c, Contrast contrast, DefaceMask& m) {
   for (int64_t i = 0; i < n; ++i) opened[i] = filled[i] && to_eroded2[i] <= r2(kProtrusion);
   for (int64_t i = 0; i < n; ++i) tmp[i] = !opened[i];
   const std::vector<int64_t> ph2 = edt_sq(tmp, d);
+  //    An argmax: the highest protrusion, the first cell in linear order among
+  //    equals (what a serial scan keeping the first maximum finds).
   const double cone = std::cos(kConeDeg * M_PI / 180);
-  int64_t tip = -1, best = r2(kMinNose) - 1;
-  for (int64_t i = 0; i < n; ++i) {
-    if (!filled[i] || opened[i] || ph2[i] <= best || ph2[i] >= kInf) continue;
-    const V3 dir = sub(world(i), centre);
-    const double len = std::sqrt(dot(dir, dir));
-    if (len <= 0 || dir[1] < cone * len) continue;
-    best = ph2[i];
-    tip = i;
-  }
+  struct Tip {
+    int64_t h2, i;  // squared protrusion height; the cell, -1 for none
+  };
+  const Tip none{r2(kMinNose) - 1, -1};
+  const int64_t tip = transform_reduce(
+      cells, none,
+      [&](std::size_t s) {
+        const auto i = static_cast<int64_t>(s);
+        if (!filled[i] || opened[i] || ph2[i] <= none.h2 || ph2[i] >= kInf) return none;
+        const V3 dir = sub(world(i), centre);
+        const double len = std::sqrt(dot(dir, dir));
+        if (len <= 0 || dir[1] < cone * len) return none;
+        return Tip{ph2[i], i};
+      },
+      // A candidate is higher than `none`, so equal heights are two candidates
+      // (or two nones).
+      [](Tip a, Tip b) {
+        if (a.h2 != b.h2) return a.h2 > b.h2 ? a : b;
+        return a.i <= b.i ? a : b;
+      }).i;
   m.report.head_found = true;
   if (tip < 0) return stop(true, "no face found");
   const V3 tipw = world(tip);
@@ -373,8 +397,8 @@ void analyse(const Coarse& c, Contrast contrast, DefaceMask& m) {
     brain = largest_component(brain, d, false);
     fill_holes_3d(brain, d);
   }
-  int64_t nb = 0;
-  for (int64_t i = 0; i < n; ++i) nb += brain[i];
+  const int64_t nb = transform_reduce(
+      cells, int64_t{0}, [&](std::size_t i) -> int64_t { return brain[i]; }, Plus<int64_t>{});
   m.brain_volume_ml = static_cast<double>(nb) * h2 * h / 1000;
   if (m.brain_volume_ml < kMinBrainMl || m.brain_volume_ml > kMaxBrainMl)
     return stop(true, "refused: brain not found");

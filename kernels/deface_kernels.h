@@ -132,6 +132,7 @@ struct Apply {
   double amplitude;       // blur
   uint64_t seed;
   bool remove;
+  int64_t first = 0;      // index of vol[0] in the volume: a chunk's offset on CUDA
 
   // World position: base (per line) + a[r][0]*x, in this order on both
   // executors so that they round alike.
@@ -140,8 +141,9 @@ struct Apply {
       base[r] = (g.a[r][1] * static_cast<double>(y) + g.a[r][2] * static_cast<double>(z)) + g.a[r][3];
   }
 
+  // Voxel first + idx (vol holds voxels first, first + 1, ...).
   RAPIDNII_HD bool operator()(std::size_t idx) const {
-    const int64_t i = static_cast<int64_t>(idx);
+    const int64_t i = first + static_cast<int64_t>(idx);
     const int64_t x = i % g.dims[0], y = (i / g.dims[0]) % g.dims[1],
                   z = i / (g.dims[0] * g.dims[1]);
     double base[3];
@@ -184,7 +186,7 @@ struct Apply {
             continue;
           if (cells[qx + g.cdims[0] * (qy + g.cdims[1] * qz)] & 2u) return false;
         }
-    const T old = vol[i];
+    const T old = vol[i - first];
     double phys;
     if (remove) {
       phys = background;
@@ -221,7 +223,7 @@ struct Apply {
       if ((dv < 0 ? -dv : dv) < 0.5 * amplitude) phys = (rnd[1] & 1u) ? acc - mag : acc + mag;
     }
     const T nv = to_stored<T>(phys, slope, inter, lo, hi);
-    vol[i] = nv;
+    vol[i - first] = nv;
     return !(nv == old);
   }
 };

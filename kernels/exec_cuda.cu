@@ -1,130 +1,41 @@
-// CUDA executor: launches the same index functors the CPU executor runs
-// (bits.h, rescale.h) over [0, n) with a grid-stride loop, plus the host entry
-// points declared in cuda_backend.h. Kept to one small translation unit because
-// each .cu costs ~30 s to compile.
+// CUDA entry points (cuda_backend.h): the voxel kernels on the CUDA executor
+// of exec_cuda.cuh, with host buffers in and out. Kept to one translation
+// unit because each .cu costs ~30 s per architecture to compile.
 //
-// Memory: device buffers come from the device's default stream-ordered pool
-// (cudaMallocAsync/cudaFreeAsync) on the per-thread default stream, so calls
-// from different host threads overlap. Host buffers are pageable, so the copies
-// go through the driver's staging buffers; copying through pinned staging
-// buffers (and overlapping copy with compute) is a later optimisation.
+// Element-wise kernels (normalize_stored_bits, rescale_to_float, deface's
+// apply pass, the reductions) stream the volume through the staging lanes
+// with staged_map: the H2D of chunk k+1, the kernel on chunk k and the D2H
+// of chunk k-1 overlap, through pinned buffers. Reorientation and deface's
+// downsample gather from anywhere in the volume, so they upload it whole
+// (chunked, pinned), run one kernel and download the result (chunked,
+// pinned): there the copies overlap one another and the host's staging
+// copies, not the kernel. Device memory comes from the stream-ordered pool
+// (cudaMallocAsync), freed at the end of each call.
+//
+// Results are bit-identical to the CPU executor: the same functors, compiled
+// with --fmad=false, with every index's arithmetic independent of the chunk
+// it falls in (functors that need the global index get the chunk's offset).
 #include <cuda_runtime.h>
 
 #include <cstddef>
 #include <cstdint>
-#include <exception>
-#include <stdexcept>
-#include <string>
+#include <vector>
 
 #include "kernels/bits.h"
 #include "kernels/cuda_backend.h"
 #include "kernels/deface_kernels.h"
+#include "kernels/exec_cuda.cuh"
+#include "kernels/reduce.h"
 #include "kernels/reorient.h"
 #include "kernels/rescale.h"
 
 namespace rapidnii::kernels::cuda_backend {
 
-namespace {
-
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) {
-    throw std::runtime_error(std::string("CUDA error in ") + what + ": " + cudaGetErrorName(e) +
-                             " (" + cudaGetErrorString(e) + ")");
-  }
-}
-
-template <class F>
-__global__ void for_each_index_kernel(std::size_t n, F f) {
-  const std::size_t stride = static_cast<std::size_t>(blockDim.x) * gridDim.x;
-  for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += stride) {
-    f(i);
-  }
-}
-
-// Generic executor: f(i) for every i in [0, n), enqueued on `stream`.
-template <class F>
-void for_each_index(cudaStream_t stream, std::size_t n, F f) {
-  if (n == 0) return;
-  constexpr unsigned kBlock = 256;
-  constexpr std::size_t kMaxGrid = 8192;  // enough to fill any current GPU
-  std::size_t grid = (n + kBlock - 1) / kBlock;
-  if (grid > kMaxGrid) grid = kMaxGrid;
-  for_each_index_kernel<<<static_cast<unsigned>(grid), kBlock, 0, stream>>>(n, f);
-  check(cudaGetLastError(), "kernel launch");
-}
-
-// Keep freed pool memory cached between calls instead of returning it to the
-// driver at every synchronisation (the default release threshold is 0).
-void configure_pool_once() {
-  static const bool done = [] {
-    int dev = 0;
-    cudaMemPool_t pool;
-    if (cudaGetDevice(&dev) == cudaSuccess &&
-        cudaDeviceGetDefaultMemPool(&pool, dev) == cudaSuccess) {
-      std::uint64_t threshold = UINT64_MAX;
-      cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold);
-    }
-    cudaGetLastError();  // this is best effort: clear any non-sticky error
-    return true;
-  }();
-  (void)done;
-}
-
-// Stream-ordered device allocation of n elements of T, freed on the same stream.
-template <class T>
-class DeviceBuffer {
- public:
-  DeviceBuffer(std::size_t n, cudaStream_t stream) : stream_(stream) {
-    if (n != 0) {
-      check(cudaMallocAsync(reinterpret_cast<void**>(&ptr_), n * sizeof(T), stream),
-            "cudaMallocAsync");
-    }
-  }
-  ~DeviceBuffer() {
-    if (ptr_ != nullptr) cudaFreeAsync(ptr_, stream_);
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  T* get() const { return ptr_; }
-
- private:
-  T* ptr_ = nullptr;
-  cudaStream_t stream_;
-};
-
-// On an exception, waits for the work already enqueued (copies that may still
-// touch host memory, the frees of the buffers) before the host buffers go away.
-// Declare it before the DeviceBuffers so it is destroyed after them.
-class SyncOnUnwind {
- public:
-  explicit SyncOnUnwind(cudaStream_t stream)
-      : stream_(stream), uncaught_(std::uncaught_exceptions()) {}
-  ~SyncOnUnwind() {
-    if (std::uncaught_exceptions() > uncaught_) {
-      cudaStreamSynchronize(stream_);
-      cudaGetLastError();
-    }
-  }
-  SyncOnUnwind(const SyncOnUnwind&) = delete;
-  SyncOnUnwind& operator=(const SyncOnUnwind&) = delete;
-
- private:
-  cudaStream_t stream_;
-  int uncaught_;
-};
-
-template <class T>
-void to_device(T* dst, const T* src, std::size_t n, cudaStream_t s) {
-  check(cudaMemcpyAsync(dst, src, n * sizeof(T), cudaMemcpyHostToDevice, s), "cudaMemcpyAsync H2D");
-}
-
-template <class T>
-void to_host(T* dst, const T* src, std::size_t n, cudaStream_t s) {
-  check(cudaMemcpyAsync(dst, src, n * sizeof(T), cudaMemcpyDeviceToHost, s), "cudaMemcpyAsync D2H");
-}
-
-}  // namespace
+using cuda_exec::Call;
+using cuda_exec::Chunk;
+using cuda_exec::check;
+using cuda_exec::kLanes;
+using cuda_exec::kReduceGrid;
 
 int device_count() noexcept {
   int n = 0;
@@ -138,35 +49,24 @@ int device_count() noexcept {
 template <class T>
 void normalize_stored_bits(T* data, std::size_t n, StoredBits<T> op) {
   if (n == 0) return;
-  configure_pool_once();
-  const cudaStream_t s = cudaStreamPerThread;
-  SyncOnUnwind guard(s);
-  DeviceBuffer<T> d_data(n, s);
-  to_device(d_data.get(), data, n, s);
-  for_each_index(s, n, StoredBitsInPlace<T>{d_data.get(), op});
-  to_host(data, d_data.get(), n, s);
-  check(cudaStreamSynchronize(s), "cudaStreamSynchronize");
+  Call call;
+  cuda_exec::staged_map(call, data, data, n, [op](const Chunk<T, T>& c) {
+    cuda_exec::transform(c.stream, c.count, c.in, c.out, op);
+  });
 }
 
 template <class T>
 void rescale_to_float(const T* in, float* out, std::size_t n, const double* slope,
                       const double* inter, std::size_t per_slice) {
   if (n == 0) return;
-  configure_pool_once();
   const std::size_t n_slices = (n - 1) / per_slice + 1;
-  const cudaStream_t s = cudaStreamPerThread;
-  SyncOnUnwind guard(s);
-  DeviceBuffer<T> d_in(n, s);
-  DeviceBuffer<float> d_out(n, s);
-  DeviceBuffer<double> d_slope(n_slices, s);
-  DeviceBuffer<double> d_inter(n_slices, s);
-  to_device(d_in.get(), in, n, s);
-  to_device(d_slope.get(), slope, n_slices, s);
-  to_device(d_inter.get(), inter, n_slices, s);
-  for_each_index(s, n, RescaleToFloat<T>{d_in.get(), d_out.get(), d_slope.get(), d_inter.get(),
-                                         per_slice});
-  to_host(out, d_out.get(), n, s);
-  check(cudaStreamSynchronize(s), "cudaStreamSynchronize");
+  Call call;
+  const double* d_slope = cuda_exec::to_device(call, slope, n_slices);
+  const double* d_inter = cuda_exec::to_device(call, inter, n_slices);
+  cuda_exec::staged_map(call, in, out, n, [=](const Chunk<T, float>& c) {
+    cuda_exec::transform(c.stream, c.count, c.out,
+                         RescaleToFloat<T>{c.in, d_slope, d_inter, per_slice, c.first});
+  });
 }
 
 #define RAPIDNII_INSTANTIATE(T)                                                           \
@@ -239,7 +139,7 @@ void reorient_launch(const T* in, T* out, const ReorientMap& m, std::int64_t nt,
                      cudaStream_t s) {
   const std::size_t n = static_cast<std::size_t>(m.n_vox * nt);
   if (q == 0) {
-    for_each_index(s, n, ReorientLines<T, Scatter>{in, out, m});
+    cuda_exec::for_each_index(s, n, ReorientLines<T, Scatter>{in, out, m});
     return;
   }
   const int r = 3 - q;
@@ -259,19 +159,18 @@ template <class T>
 void reorient(const T* in, T* out, const ReorientMap& m, std::int64_t nt, bool scatter, int q) {
   const std::size_t n = static_cast<std::size_t>(m.n_vox * nt);
   if (n == 0) return;
-  configure_pool_once();
-  const cudaStream_t s = cudaStreamPerThread;
-  SyncOnUnwind guard(s);
-  DeviceBuffer<T> d_in(n, s);
-  DeviceBuffer<T> d_out(n, s);
-  to_device(d_in.get(), in, n, s);
+  // The gather (or scatter) reads from anywhere in the volume: all of it is
+  // on the device before the kernel starts.
+  Call call;
+  T* d_in = call.alloc<T>(n);
+  T* d_out = call.alloc<T>(n);
+  cuda_exec::upload(call, d_in, in, n);
   if (scatter) {
-    reorient_launch<T, true>(d_in.get(), d_out.get(), m, nt, q, s);
+    reorient_launch<T, true>(d_in, d_out, m, nt, q, call.main());
   } else {
-    reorient_launch<T, false>(d_in.get(), d_out.get(), m, nt, q, s);
+    reorient_launch<T, false>(d_in, d_out, m, nt, q, call.main());
   }
-  to_host(out, d_out.get(), n, s);
-  check(cudaStreamSynchronize(s), "cudaStreamSynchronize");
+  cuda_exec::download(call, out, d_out, n);
 }
 
 #define RAPIDNII_INSTANTIATE_REORIENT(T) \
@@ -288,23 +187,12 @@ RAPIDNII_INSTANTIATE_REORIENT(float)
 // --- Defacing: the full-resolution passes ------------------------------------
 namespace {
 
-// Runs f(i) for every i and counts the true results (block sums, one atomic
-// per block: an integer, so the count does not depend on the schedule).
+// 1 for an index whose functor returns true (a voxel the apply pass changed).
 template <class F>
-__global__ void count_if_kernel(std::size_t n, F f, unsigned long long* count) {
-  __shared__ unsigned int block_sum;
-  if (threadIdx.x == 0) block_sum = 0;
-  __syncthreads();
-  unsigned int mine = 0;
-  const std::size_t stride = static_cast<std::size_t>(blockDim.x) * gridDim.x;
-  for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += stride) {
-    if (f(i)) ++mine;
-  }
-  if (mine) atomicAdd(&block_sum, mine);
-  __syncthreads();
-  if (threadIdx.x == 0 && block_sum) atomicAdd(count, static_cast<unsigned long long>(block_sum));
-}
+struct CountTrue {
+  F f;
+  RAPIDNII_HD unsigned long long operator()(std::size_t i) const { return f(i) ? 1ull : 0ull; }
+};
 
 }  // namespace
 
@@ -312,54 +200,49 @@ template <class T>
 void deface_downsample(const deface_detail::Downsample<T>& f, std::size_t n_vox,
                        std::size_t n_cells) {
   if (n_cells == 0) return;
-  configure_pool_once();
-  const cudaStream_t s = cudaStreamPerThread;
-  SyncOnUnwind guard(s);
-  DeviceBuffer<T> d_vol(n_vox, s);
-  DeviceBuffer<float> d_mean(n_cells, s), d_max(n_cells, s);
-  DeviceBuffer<std::uint8_t> d_inside(n_cells, s);
-  to_device(d_vol.get(), f.vol, n_vox, s);
+  // A cell samples voxels anywhere in its footprint: the volume goes up whole.
+  Call call;
+  T* d_vol = call.alloc<T>(n_vox);
   deface_detail::Downsample<T> g = f;
-  g.vol = d_vol.get();
-  g.mean = d_mean.get();
-  g.maxv = d_max.get();
-  g.inside = d_inside.get();
-  for_each_index(s, n_cells, g);
-  to_host(f.mean, d_mean.get(), n_cells, s);
-  to_host(f.maxv, d_max.get(), n_cells, s);
-  to_host(f.inside, d_inside.get(), n_cells, s);
-  check(cudaStreamSynchronize(s), "cudaStreamSynchronize");
+  g.vol = d_vol;
+  g.mean = call.alloc<float>(n_cells);
+  g.maxv = call.alloc<float>(n_cells);
+  g.inside = call.alloc<std::uint8_t>(n_cells);
+  cuda_exec::upload(call, d_vol, f.vol, n_vox);
+  cuda_exec::for_each_index(call.main(), n_cells, g);
+  cuda_exec::download(call, f.mean, g.mean, n_cells);
+  cuda_exec::download(call, f.maxv, g.maxv, n_cells);
+  cuda_exec::download(call, f.inside, g.inside, n_cells);
 }
 
 template <class T>
 std::uint64_t deface_apply(const deface_detail::Apply<T>& f, std::size_t n_vox, std::size_t n_cells,
                            std::size_t n_smooth) {
   if (n_vox == 0) return 0;
-  configure_pool_once();
-  const cudaStream_t s = cudaStreamPerThread;
-  SyncOnUnwind guard(s);
-  DeviceBuffer<T> d_vol(n_vox, s);
-  DeviceBuffer<std::uint8_t> d_cells(n_cells, s);
-  DeviceBuffer<float> d_smooth(n_smooth, s);
-  DeviceBuffer<unsigned long long> d_count(1, s);
-  to_device(d_vol.get(), f.vol, n_vox, s);
-  to_device(d_cells.get(), f.cells, n_cells, s);
-  if (n_smooth) to_device(d_smooth.get(), f.smooth, n_smooth, s);
-  check(cudaMemsetAsync(d_count.get(), 0, sizeof(unsigned long long), s), "cudaMemsetAsync");
+  // Voxel i reads and writes only vol[i] (and the coarse arrays, which go up
+  // first): element-wise, so the volume streams through in chunks, each
+  // chunk's changed voxels counted into its own slot.
+  Call call;
   deface_detail::Apply<T> g = f;
-  g.vol = d_vol.get();
-  g.cells = d_cells.get();
-  g.smooth = n_smooth ? d_smooth.get() : nullptr;
-  constexpr unsigned kBlock = 256;
-  std::size_t grid = (n_vox + kBlock - 1) / kBlock;
-  if (grid > 8192) grid = 8192;
-  count_if_kernel<<<static_cast<unsigned>(grid), kBlock, 0, s>>>(n_vox, g, d_count.get());
-  check(cudaGetLastError(), "deface apply launch");
-  unsigned long long count = 0;
-  to_host(f.vol, d_vol.get(), n_vox, s);
-  to_host(&count, d_count.get(), 1, s);
-  check(cudaStreamSynchronize(s), "cudaStreamSynchronize");
-  return count;
+  g.cells = cuda_exec::to_device(call, f.cells, n_cells);
+  g.smooth = n_smooth ? cuda_exec::to_device(call, f.smooth, n_smooth) : nullptr;
+  const std::size_t n_chunks =
+      cuda_exec::chunks_of(n_vox, cuda_exec::map_chunk(sizeof(T), sizeof(T)));
+  unsigned long long* d_counts = call.alloc<unsigned long long>(n_chunks);
+  unsigned long long* d_partials = call.alloc<unsigned long long>(kLanes * kReduceGrid);
+  cuda_exec::staged_map(call, f.vol, f.vol, n_vox, [&](const Chunk<T, T>& c) {
+    deface_detail::Apply<T> h = g;
+    h.vol = c.out;  // == c.in: in place
+    h.first = static_cast<std::int64_t>(c.first);
+    cuda_exec::transform_reduce_async(c.stream, c.count, 0ull, CountTrue<deface_detail::Apply<T>>{h},
+                                      Plus<unsigned long long>{}, d_counts + c.index,
+                                      d_partials + c.lane * kReduceGrid);
+  });
+  std::vector<unsigned long long> counts(n_chunks);
+  cuda_exec::download(call, counts.data(), d_counts, n_chunks);
+  std::uint64_t total = 0;
+  for (const unsigned long long k : counts) total += k;
+  return total;
 }
 
 #define RAPIDNII_INSTANTIATE_DEFACE(T)                                                       \
@@ -374,5 +257,74 @@ RAPIDNII_INSTANTIATE_DEFACE(std::int16_t)
 RAPIDNII_INSTANTIATE_DEFACE(std::int32_t)
 RAPIDNII_INSTANTIATE_DEFACE(float)
 #undef RAPIDNII_INSTANTIATE_DEFACE
+
+// --- Reductions ----------------------------------------------------------------
+// Each chunk is reduced on its lane as soon as it is in (one result slot per
+// chunk); the host folds the chunk results in chunk order, so the grouping
+// depends on n only.
+namespace {
+
+template <class T, class Acc, class MakeF, class Op>
+Acc reduce_values(const T* v, std::size_t n, Acc identity, MakeF make_f, Op op) {
+  Call call;
+  const std::size_t n_chunks = cuda_exec::chunks_of(n, cuda_exec::map_chunk(sizeof(T), 0));
+  Acc* d_results = call.alloc<Acc>(n_chunks);
+  Acc* d_partials = call.alloc<Acc>(kLanes * kReduceGrid);
+  cuda_exec::staged_map(call, v, static_cast<std::uint8_t*>(nullptr), n,
+                        [&](const Chunk<T, std::uint8_t>& c) {
+                          cuda_exec::transform_reduce_async(
+                              c.stream, c.count, identity, make_f(c.in), op,
+                              d_results + c.index, d_partials + c.lane * kReduceGrid);
+                        });
+  std::vector<Acc> results(n_chunks);
+  cuda_exec::download(call, results.data(), d_results, n_chunks);
+  Acc acc = identity;
+  for (const Acc& r : results) acc = op(acc, r);
+  return acc;
+}
+
+}  // namespace
+
+template <class T>
+MinMax<T> value_range(const T* v, std::size_t n, MinMax<T> none) {
+  return reduce_values<T>(v, n, none, [none](const T* chunk) { return RangeOf<T>{chunk, none}; },
+                          MinMaxOp<T>{});
+}
+
+template <class T>
+SumOf<T> value_sum(const T* v, std::size_t n) {
+  return reduce_values<T>(v, n, SumOf<T>{0}, [](const T* chunk) { return SumTerm<T>{chunk}; },
+                          Plus<SumOf<T>>{});
+}
+
+template <class T>
+void value_histogram(const ValueBin<T>& bin, std::size_t n, std::uint64_t* counts) {
+  const auto bins = static_cast<std::size_t>(bin.bins);
+  Call call;
+  std::uint64_t* d_counts = call.alloc<std::uint64_t>(bins);
+  check(cudaMemsetAsync(d_counts, 0, bins * sizeof(std::uint64_t), call.main()),
+        "cudaMemsetAsync");
+  // Every chunk adds into the one histogram (integer atomics: exact).
+  cuda_exec::staged_map(call, bin.v, static_cast<std::uint8_t*>(nullptr), n,
+                        [&](const Chunk<T, std::uint8_t>& c) {
+                          ValueBin<T> b = bin;
+                          b.v = c.in;
+                          cuda_exec::histogram_async(c.stream, c.count, b, d_counts, bins);
+                        });
+  cuda_exec::download(call, counts, d_counts, bins);
+}
+
+#define RAPIDNII_INSTANTIATE_REDUCE(T)                                                \
+  template MinMax<T> value_range<T>(const T*, std::size_t, MinMax<T>);                \
+  template SumOf<T> value_sum<T>(const T*, std::size_t);                              \
+  template void value_histogram<T>(const ValueBin<T>&, std::size_t, std::uint64_t*);
+RAPIDNII_INSTANTIATE_REDUCE(std::uint8_t)
+RAPIDNII_INSTANTIATE_REDUCE(std::int8_t)
+RAPIDNII_INSTANTIATE_REDUCE(std::uint16_t)
+RAPIDNII_INSTANTIATE_REDUCE(std::int16_t)
+RAPIDNII_INSTANTIATE_REDUCE(std::uint32_t)
+RAPIDNII_INSTANTIATE_REDUCE(std::int32_t)
+RAPIDNII_INSTANTIATE_REDUCE(float)
+#undef RAPIDNII_INSTANTIATE_REDUCE
 
 }  // namespace rapidnii::kernels::cuda_backend

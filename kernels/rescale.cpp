@@ -45,7 +45,7 @@ void normalize_stored_bits(Device d, std::span<T> data, int bits_stored, int hig
     no_cuda_build();
 #endif
   }
-  for_each_index(data.size(), StoredBitsInPlace<T>{data.data(), op});
+  transform(data.size(), data.data(), data.data(), op);
 }
 
 template <class T>
@@ -76,8 +76,7 @@ void rescale_to_float(Device d, std::span<const T> in, std::span<float> out,
     no_cuda_build();
 #endif
   }
-  for_each_index(n, RescaleToFloat<T>{in.data(), out.data(), slope.data(), inter.data(),
-                                      per_slice});
+  transform(n, out.data(), RescaleToFloat<T>{in.data(), slope.data(), inter.data(), per_slice, 0});
 }
 
 #define RAPIDNII_INSTANTIATE(T)                                                              \

@@ -11,25 +11,28 @@
 
 namespace rapidnii::kernels {
 
-// Index functor: out[i] = float(double(in[i]) * slope[s] + inter[s]) with
-// s = i / per_slice (one slope/intercept pair per slice of per_slice voxels).
-// On the device the multiply and add are rounded separately (never fused into
-// an FMA) so that the result matches the host computation bit for bit.
+// Value functor for transform(n, out, f): f(i) = float(double(in[i]) *
+// slope[s] + inter[s]) with s = (first + i) / per_slice (one slope/intercept
+// pair per slice of per_slice voxels). `first` is the index of in[0] in the
+// whole volume: 0 on the CPU, the chunk's offset when the CUDA executor streams
+// the volume through in chunks. On the device the multiply and add are rounded
+// separately (never fused into an FMA) so that the result matches the host
+// computation bit for bit.
 template <class T>
 struct RescaleToFloat {
   const T* in;
-  float* out;
   const double* slope;
   const double* inter;
   std::size_t per_slice;
+  std::size_t first = 0;
 
-  RAPIDNII_HD void operator()(std::size_t i) const {
-    const std::size_t s = i / per_slice;
+  RAPIDNII_HD float operator()(std::size_t i) const {
+    const std::size_t s = (first + i) / per_slice;
     const double v = static_cast<double>(in[i]);
 #if defined(__CUDA_ARCH__)
-    out[i] = static_cast<float>(__dadd_rn(__dmul_rn(v, slope[s]), inter[s]));
+    return static_cast<float>(__dadd_rn(__dmul_rn(v, slope[s]), inter[s]));
 #else
-    out[i] = static_cast<float>(v * slope[s] + inter[s]);
+    return static_cast<float>(v * slope[s] + inter[s]);
 #endif
   }
 };

@@ -1,10 +1,17 @@
 // Tests for kernels/: StoredBits and RescaleToFloat on the CPU executor for
-// every supported container type, device selection, and CUDA-vs-CPU agreement
-// (skipped when no CUDA device is available).
+// every supported container type, the CPU executor's operations (for each
+// index, transform, transform_reduce, histogram) and the reductions of
+// reduce.h, device selection, and CUDA-vs-CPU agreement (skipped when no CUDA
+// device is available).
 #include <gtest/gtest.h>
 
+#include <tbb/task_arena.h>
+
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <span>
@@ -13,11 +20,13 @@
 #include <thread>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "kernels/bits.h"
 #include "kernels/device.h"
 #include "kernels/exec_cpu.h"
+#include "kernels/reduce.h"
 #include "kernels/rescale.h"
 
 namespace {
@@ -281,6 +290,322 @@ TEST(ExecCpu, VisitsEveryIndexOnce) {
   }
 }
 
+// --- The CPU executor's operations --------------------------------------------
+
+namespace kx = rapidnii::kernels;
+using kx::kCpuGrain;
+
+// Around the serial cut-off (n <= grain runs serially) and well above it.
+std::vector<std::size_t> executor_sizes() {
+  return {0, 1, 7, kCpuGrain - 1, kCpuGrain, kCpuGrain + 1, 5 * kCpuGrain + 3};
+}
+
+// Both signs, repeats, and the extremes of int32.
+std::vector<std::int32_t> signed_values(std::size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<std::int32_t> dist;
+  std::vector<std::int32_t> v(n);
+  for (auto& x : v) x = dist(rng);
+  if (n > 2) {
+    v[n / 3] = std::numeric_limits<std::int32_t>::min();
+    v[n / 2] = std::numeric_limits<std::int32_t>::max();
+  }
+  return v;
+}
+
+// A float sum's exact value (long double has 64 mantissa bits: the reference
+// is far closer than the bound tested) and sum |x|.
+std::pair<long double, long double> reference_sum(const std::vector<float>& v) {
+  long double s = 0, a = 0;
+  for (const float x : v) {
+    s += x;
+    a += std::fabs(static_cast<long double>(x));
+  }
+  return {s, a};
+}
+
+std::vector<float> wide_floats(std::size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> mant(-1.0f, 1.0f);
+  std::uniform_int_distribution<int> exp(-20, 20);
+  std::vector<float> v(n);
+  for (auto& x : v) x = std::ldexp(mant(rng), exp(rng));
+  return v;
+}
+
+TEST(ExecCpu, TransformFromIndex) {
+  for (const std::size_t n : executor_sizes()) {
+    std::vector<std::int64_t> out(n, 99);
+    kx::transform(n, out.data(), [](std::size_t i) { return static_cast<std::int64_t>(i) * 3 - 1000; });
+    for (std::size_t i = 0; i < n; ++i) {
+      ASSERT_EQ(out[i], static_cast<std::int64_t>(i) * 3 - 1000) << "n " << n << " i " << i;
+    }
+  }
+}
+
+TEST(ExecCpu, TransformFromValueAndInPlace) {
+  for (const std::size_t n : executor_sizes()) {
+    const std::vector<std::int32_t> in = signed_values(n, 3);
+    std::vector<double> out(n, -1.0);
+    kx::transform(n, in.data(), out.data(), [](std::int32_t x) { return 0.5 * x; });
+    std::vector<std::int32_t> v = in;
+    kx::transform(n, v.data(), v.data(), [](std::int32_t x) { return x / 2 - 1; });
+    for (std::size_t i = 0; i < n; ++i) {
+      ASSERT_EQ(out[i], 0.5 * in[i]) << "n " << n << " i " << i;
+      ASSERT_EQ(v[i], in[i] / 2 - 1) << "n " << n << " i " << i;
+    }
+  }
+}
+
+TEST(ExecCpu, TransformReduceIntegerSumIsExact) {
+  for (const std::size_t n : executor_sizes()) {
+    const std::vector<std::int32_t> v = signed_values(n, 5);
+    std::int64_t want = 0;
+    for (const std::int32_t x : v) want += x;
+    for (const std::size_t grain : {kCpuGrain, std::size_t{1000}, std::size_t{1}}) {
+      const std::int64_t got = kx::transform_reduce(
+          n, std::int64_t{0}, [&v](std::size_t i) { return std::int64_t{v[i]}; },
+          kx::Plus<std::int64_t>{}, grain);
+      ASSERT_EQ(got, want) << "n " << n << " grain " << grain;
+    }
+  }
+  EXPECT_EQ(kx::transform_reduce(0, std::int64_t{0}, [](std::size_t) { return std::int64_t{1}; },
+                                 kx::Plus<std::int64_t>{}),
+            0);
+}
+
+TEST(ExecCpu, TransformReduceMinMaxIsExact) {
+  using MM = kx::MinMax<std::int32_t>;
+  const MM none{std::numeric_limits<std::int32_t>::max(), std::numeric_limits<std::int32_t>::min()};
+  for (const std::size_t n : executor_sizes()) {
+    const std::vector<std::int32_t> v = signed_values(n, 9);
+    const MM got = kx::transform_reduce(
+        n, none, [&v](std::size_t i) { return MM{v[i], v[i]}; }, kx::MinMaxOp<std::int32_t>{});
+    if (n == 0) {
+      EXPECT_EQ(got.lo, none.lo);
+      EXPECT_EQ(got.hi, none.hi);
+      continue;
+    }
+    EXPECT_EQ(got.lo, *std::min_element(v.begin(), v.end())) << "n " << n;
+    EXPECT_EQ(got.hi, *std::max_element(v.begin(), v.end())) << "n " << n;
+  }
+}
+
+TEST(ExecCpu, TransformReduceFloatSumIsDeterministic) {
+  const std::vector<float> v = wide_floats(3 * 1000 * 1000 + 17, 11);
+  auto sum_with = [&v](int threads) {
+    tbb::task_arena arena(threads);
+    double s = 0;
+    arena.execute([&] {
+      s = kx::transform_reduce(v.size(), 0.0, [&v](std::size_t i) { return double{v[i]}; },
+                               kx::Plus<double>{});
+    });
+    return s;
+  };
+  const double one = sum_with(1);
+  for (const int threads : {2, 3, 8}) EXPECT_EQ(sum_with(threads), one) << threads << " threads";
+  // Within the tree bound of reduce.h: depth <= grain + log2(n) + 1.
+  const auto [exact, abs_sum] = reference_sum(v);
+  const long double bound = (kCpuGrain + 64) * std::ldexp(1.0L, -53) * abs_sum;
+  EXPECT_LE(std::fabs(static_cast<long double>(one) - exact), bound);
+}
+
+TEST(ExecCpu, TransformReduceCallsEachIndexOnce) {
+  // The contract deface's apply pass relies on: f(i) may write element i.
+  const std::size_t n = 5 * kCpuGrain + 3;
+  std::vector<int> hits(n, 0);
+  int* p = hits.data();
+  const auto total = kx::transform_reduce(
+      n, std::uint64_t{0},
+      [p](std::size_t i) {
+        ++p[i];
+        return std::uint64_t{1};
+      },
+      kx::Plus<std::uint64_t>{}, 16);
+  EXPECT_EQ(total, n);
+  for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(hits[i], 1) << i;
+}
+
+TEST(ExecCpu, HistogramCountsAndDropsOutOfRangeBins) {
+  constexpr std::size_t kBins = 37;
+  // Bins -6 .. 43: the negative ones and those >= kBins are dropped.
+  auto bin = [](std::size_t i) { return static_cast<std::int64_t>((i * 2654435761u) % 50) - 6; };
+  for (const std::size_t n : executor_sizes()) {
+    std::vector<std::uint64_t> want(kBins, 0);
+    std::uint64_t in_range = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::int64_t b = bin(i);
+      if (b >= 0 && b < static_cast<std::int64_t>(kBins)) {
+        ++want[static_cast<std::size_t>(b)];
+        ++in_range;
+      }
+    }
+    std::vector<std::uint64_t> got(kBins, 12345);  // overwritten, not added to
+    kx::histogram(n, bin, got.data(), kBins);
+    EXPECT_EQ(got, want) << "n " << n;
+    std::uint64_t total = 0;
+    for (const std::uint64_t c : got) total += c;
+    EXPECT_EQ(total, in_range) << "n " << n;
+  }
+}
+
+TEST(ExecCpu, HistogramIsTheSameForAnyThreadCount) {
+  const std::vector<std::int32_t> v = signed_values(4 * kCpuGrain + 5, 13);
+  constexpr std::size_t kBins = 70000;  // more bins than one cache holds
+  auto run = [&v](int threads) {
+    tbb::task_arena arena(threads);
+    std::vector<std::uint64_t> h(kBins);
+    arena.execute([&] {
+      kx::histogram(
+          v.size(), [&v](std::size_t i) { return static_cast<std::int64_t>(v[i] % 80000); },
+          h.data(), kBins);
+    });
+    return h;
+  };
+  const auto one = run(1);
+  EXPECT_EQ(run(8), one);
+  EXPECT_GT(std::count_if(one.begin(), one.end(), [](std::uint64_t c) { return c > 0; }), 1000);
+  std::vector<std::uint64_t> none;
+  kx::histogram(10, [](std::size_t) { return 0; }, none.data(), 0);  // no bins: nothing to count
+}
+
+// --- Reductions (reduce.h) on the CPU ---------------------------------------------
+
+template <class T>
+class ReduceTyped : public ::testing::Test {};
+
+using ReduceTypes = ::testing::Types<std::uint8_t, std::int8_t, std::uint16_t, std::int16_t,
+                                     std::uint32_t, std::int32_t, float>;
+TYPED_TEST_SUITE(ReduceTyped, ReduceTypes);
+
+// The whole range of an integer type; floats of both signs over 40 octaves.
+template <class T>
+std::vector<T> reduce_input(std::size_t n, unsigned seed) {
+  if constexpr (std::is_floating_point_v<T>) {
+    return wide_floats(n, seed);
+  } else {
+    std::mt19937 rng(seed);
+    std::uniform_int_distribution<long long> dist(std::numeric_limits<T>::min(),
+                                                  std::numeric_limits<T>::max());
+    std::vector<T> v(n);
+    for (T& x : v) x = static_cast<T>(dist(rng));
+    return v;
+  }
+}
+
+std::vector<std::size_t> reduce_sizes() { return {1, 2, 1000, kCpuGrain + 1, 3 * kCpuGrain + 11}; }
+
+TYPED_TEST(ReduceTyped, ValueRangeMatchesMinMaxElement) {
+  using T = TypeParam;
+  for (const std::size_t n : reduce_sizes()) {
+    const std::vector<T> v = reduce_input<T>(n, 21);
+    const auto r = kx::value_range<T>(Device::Cpu, v);
+    EXPECT_EQ(r.lo, *std::min_element(v.begin(), v.end())) << "n " << n;
+    EXPECT_EQ(r.hi, *std::max_element(v.begin(), v.end())) << "n " << n;
+  }
+  const auto empty = kx::value_range<T>(Device::Cpu, std::span<const T>{});
+  EXPECT_GT(empty.lo, empty.hi);
+}
+
+TEST(Reduce, ValueRangeSkipsNanAndOrdersZeros) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<float> v = {nan, 3.0f, -0.0f, 0.0f, nan, -2.0f};
+  const auto r = kx::value_range<float>(Device::Cpu, v);
+  EXPECT_EQ(r.lo, -2.0f);
+  EXPECT_EQ(r.hi, 3.0f);
+  // Zeros of both signs, many tasks: -0 is the min and +0 the max whatever the
+  // grouping.
+  std::vector<float> zeros(3 * kCpuGrain + 1);
+  for (std::size_t i = 0; i < zeros.size(); ++i) zeros[i] = (i % 3 == 1) ? -0.0f : 0.0f;
+  const auto z = kx::value_range<float>(Device::Cpu, zeros);
+  EXPECT_EQ(z.lo, 0.0f);
+  EXPECT_TRUE(std::signbit(z.lo));
+  EXPECT_FALSE(std::signbit(z.hi));
+  const std::vector<float> only_nan(5, nan);
+  const auto n = kx::value_range<float>(Device::Cpu, only_nan);
+  EXPECT_EQ(n.lo, std::numeric_limits<float>::infinity());
+  EXPECT_EQ(n.hi, -std::numeric_limits<float>::infinity());
+}
+
+TEST(Reduce, Operators) {
+  EXPECT_TRUE(kx::orders_before(-0.0f, 0.0f));
+  EXPECT_FALSE(kx::orders_before(0.0f, -0.0f));
+  EXPECT_FALSE(kx::orders_before(0.0, 0.0));
+  EXPECT_TRUE(kx::orders_before(-1, 0));
+  EXPECT_TRUE(std::signbit(kx::Min<float>{}(0.0f, -0.0f)));
+  EXPECT_FALSE(std::signbit(kx::Max<double>{}(-0.0, 0.0)));
+  EXPECT_EQ(kx::Min<std::int16_t>{}(-3, 2), -3);
+  EXPECT_EQ(kx::Max<std::uint8_t>{}(7, 200), 200);
+  EXPECT_EQ(kx::BitOr<int>{}(1, 2), 3);
+}
+
+TYPED_TEST(ReduceTyped, ValueSum) {
+  using T = TypeParam;
+  for (const std::size_t n : reduce_sizes()) {
+    const std::vector<T> v = reduce_input<T>(n, 23);
+    const auto got = kx::value_sum<T>(Device::Cpu, v);
+    if constexpr (std::is_integral_v<T>) {
+      std::int64_t want = 0;
+      for (const T x : v) want += x;
+      EXPECT_EQ(got, want) << "n " << n;
+    } else {
+      const auto [exact, abs_sum] = reference_sum(v);
+      EXPECT_LE(std::fabs(static_cast<long double>(got) - exact),
+                (kCpuGrain + 64) * std::ldexp(1.0L, -53) * abs_sum)
+          << "n " << n;
+    }
+  }
+  EXPECT_EQ(kx::value_sum<T>(Device::Cpu, std::span<const T>{}), 0);
+}
+
+TYPED_TEST(ReduceTyped, ValueHistogramMatchesLoop) {
+  using T = TypeParam;
+  // Part of the values fall outside [lo, hi] and are dropped.
+  double lo = -500, hi = 500;
+  if constexpr (std::is_integral_v<T>) {
+    lo = static_cast<double>(std::numeric_limits<T>::min()) + 10;
+    hi = static_cast<double>(std::numeric_limits<T>::max()) - 10;
+  }
+  for (const std::size_t n : reduce_sizes()) {
+    const std::vector<T> v = reduce_input<T>(n, 25);
+    for (const std::size_t bins : {std::size_t{1}, std::size_t{7}, std::size_t{256}}) {
+      std::vector<std::uint64_t> want(bins, 0);
+      for (const T x : v) {
+        const double d = static_cast<double>(x);
+        if (d < lo || d > hi) continue;
+        const auto b = static_cast<std::size_t>(std::floor((d - lo) / (hi - lo) * bins));
+        ++want[std::min(b, bins - 1)];
+      }
+      EXPECT_EQ(kx::value_histogram<T>(Device::Cpu, v, lo, hi, bins), want)
+          << "n " << n << " bins " << bins;
+    }
+  }
+}
+
+TEST(Reduce, ValueHistogramEdges) {
+  // Bins of width 2 over [0, 10]; 10 (== hi) is in the last bin; -1 and 11
+  // are dropped.
+  const std::vector<std::int16_t> v = {-1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+  EXPECT_EQ(kx::value_histogram<std::int16_t>(Device::Cpu, v, 0, 10, 5),
+            (std::vector<std::uint64_t>{2, 2, 2, 2, 3}));
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<float> f = {nan, 0.25f, 0.75f, nan, 1.0f};
+  EXPECT_EQ(kx::value_histogram<float>(Device::Cpu, f, 0, 1, 2),
+            (std::vector<std::uint64_t>{1, 2}));
+  EXPECT_EQ(kx::value_histogram<float>(Device::Cpu, std::span<const float>{}, 0, 1, 3),
+            (std::vector<std::uint64_t>{0, 0, 0}));
+  const double inf = std::numeric_limits<double>::infinity();
+  for (const auto& [lo, hi, bins] : {std::tuple<double, double, std::size_t>{1, 1, 4},
+                                     {2, 1, 4},
+                                     {0, 1, 0},
+                                     {std::nan(""), 1, 4},
+                                     {0, inf, 4}}) {
+    EXPECT_THROW(kx::value_histogram<std::int16_t>(Device::Cpu, v, lo, hi, bins),
+                 std::invalid_argument)
+        << lo << " " << hi << " " << bins;
+  }
+}
+
 TEST(Device, ParseAndName) {
   using rapidnii::kernels::device_name;
   using rapidnii::kernels::parse_device;
@@ -324,6 +649,14 @@ TEST(Device, CudaAvailableIsStableAcrossThreads) {
   }
   for (std::thread& th : threads) th.join();
   for (const char s : seen) EXPECT_EQ(s, first ? 1 : 0);
+}
+
+TEST(Device, ReductionsNeedCudaWhenForced) {
+  if (cuda_available()) GTEST_SKIP() << "a CUDA device is present";
+  const std::vector<std::int16_t> v(8, 1);
+  EXPECT_THROW(kx::value_range<std::int16_t>(Device::Cuda, v), std::runtime_error);
+  EXPECT_THROW(kx::value_sum<std::int16_t>(Device::Cuda, v), std::runtime_error);
+  EXPECT_THROW(kx::value_histogram<std::int16_t>(Device::Cuda, v, 0, 1, 2), std::runtime_error);
 }
 
 TYPED_TEST(KernelsTyped, AutoMatchesCpu) {
@@ -379,10 +712,111 @@ TYPED_TEST(KernelsTyped, CudaRescaleMatchesCpu) {
   }
 }
 
+// The CUDA executor streams host buffers through in chunks of 4 MiB (1M to 4M
+// elements): sizes on either side of one and several chunks, with a partial
+// last chunk.
+std::vector<std::size_t> chunk_sizes() {
+  const std::size_t m = std::size_t{1} << 20;
+  return {1, 1000, m - 1, m, m + 1, 2 * m + 1, 4 * m + 3, 12 * m + 7};
+}
+
+TYPED_TEST(KernelsTyped, CudaChunkBoundariesMatchCpu) {
+  REQUIRE_CUDA();
+  using T = TypeParam;
+  constexpr int width = width_of(sizeof(T));
+  for (const std::size_t n : chunk_sizes()) {
+    std::vector<T> raw(n);
+    std::mt19937 rng(static_cast<unsigned>(n));
+    for (T& x : raw) x = static_cast<T>(rng());
+    std::vector<T> cpu = raw, gpu = raw;
+    normalize_stored_bits<T>(Device::Cpu, cpu, width - 3, width - 2, true);
+    normalize_stored_bits<T>(Device::Cuda, gpu, width - 3, width - 2, true);
+    ASSERT_EQ(cpu, gpu) << "n " << n;
+    // Slices that do not line up with the chunks.
+    const std::size_t per_slice = 512 * 512 + 3;
+    const std::size_t slices = (n + per_slice - 1) / per_slice;
+    std::vector<double> slope(slices), inter(slices);
+    for (std::size_t s = 0; s < slices; ++s) {
+      slope[s] = 0.25 + 0.37 * static_cast<double>(s);
+      inter[s] = -1024.5 + 3.0 * static_cast<double>(s);
+    }
+    std::vector<float> fc(n), fg(n, -1.0f);
+    rescale_to_float<T>(Device::Cpu, raw, fc, slope, inter, per_slice);
+    rescale_to_float<T>(Device::Cuda, raw, fg, slope, inter, per_slice);
+    // Bit for bit: no FMA on either side.
+    ASSERT_EQ(0, std::memcmp(fc.data(), fg.data(), n * sizeof(float))) << "n " << n;
+  }
+}
+
+// Floats compared bit for bit (so that -0 and +0 differ).
+template <class T>
+bool same_bits(T a, T b) {
+  return std::memcmp(&a, &b, sizeof(T)) == 0;
+}
+
+TYPED_TEST(ReduceTyped, CudaValueRangeMatchesCpu) {
+  REQUIRE_CUDA();
+  using T = TypeParam;
+  for (const std::size_t n : chunk_sizes()) {
+    std::vector<T> v = reduce_input<T>(n, 31);
+    if constexpr (std::is_floating_point_v<T>) {
+      // NaNs and zeros of both signs as well.
+      for (std::size_t i = 0; i < n; i += 997) v[i] = std::numeric_limits<T>::quiet_NaN();
+      for (std::size_t i = 1; i < n; i += 1009) v[i] = (i % 2) ? -0.0f : 0.0f;
+    }
+    const auto cpu = kx::value_range<T>(Device::Cpu, v);
+    const auto gpu = kx::value_range<T>(Device::Cuda, v);
+    EXPECT_TRUE(same_bits(cpu.lo, gpu.lo)) << "n " << n << ": " << +cpu.lo << " vs " << +gpu.lo;
+    EXPECT_TRUE(same_bits(cpu.hi, gpu.hi)) << "n " << n << ": " << +cpu.hi << " vs " << +gpu.hi;
+  }
+}
+
+TYPED_TEST(ReduceTyped, CudaValueSumMatchesCpu) {
+  REQUIRE_CUDA();
+  using T = TypeParam;
+  for (const std::size_t n : chunk_sizes()) {
+    const std::vector<T> v = reduce_input<T>(n, 33);
+    const auto cpu = kx::value_sum<T>(Device::Cpu, v);
+    const auto gpu = kx::value_sum<T>(Device::Cuda, v);
+    if constexpr (std::is_integral_v<T>) {
+      EXPECT_EQ(cpu, gpu) << "n " << n;
+    } else {
+      // The stated tolerance (reduce.h): 1e-10 of sum |x|.
+      const auto abs_sum = reference_sum(v).second;
+      EXPECT_LE(std::fabs(static_cast<long double>(cpu) - gpu), 1e-10L * abs_sum) << "n " << n;
+      EXPECT_EQ(gpu, kx::value_sum<T>(Device::Cuda, v)) << "n " << n << ": not run-to-run stable";
+    }
+  }
+}
+
+TYPED_TEST(ReduceTyped, CudaValueHistogramMatchesCpu) {
+  REQUIRE_CUDA();
+  using T = TypeParam;
+  double lo = -500, hi = 500;
+  if constexpr (std::is_integral_v<T>) {
+    lo = static_cast<double>(std::numeric_limits<T>::min()) + 10;
+    hi = static_cast<double>(std::numeric_limits<T>::max()) - 10;
+  }
+  for (const std::size_t n : chunk_sizes()) {
+    const std::vector<T> v = reduce_input<T>(n, 35);
+    // 256 bins: per-block shared counters; 20000: global atomics.
+    for (const std::size_t bins : {std::size_t{1}, std::size_t{256}, std::size_t{20000}}) {
+      EXPECT_EQ(kx::value_histogram<T>(Device::Cpu, v, lo, hi, bins),
+                kx::value_histogram<T>(Device::Cuda, v, lo, hi, bins))
+          << "n " << n << " bins " << bins;
+    }
+  }
+}
+
 TEST(Cuda, EmptyInputs) {
   REQUIRE_CUDA();
   EXPECT_NO_THROW(normalize_stored_bits<std::int16_t>(Device::Cuda, {}, 12, 11, true));
   EXPECT_NO_THROW(rescale_to_float<std::int16_t>(Device::Cuda, {}, {}, {}, {}, 0));
+  const auto r = kx::value_range<std::int16_t>(Device::Cuda, {});
+  EXPECT_GT(r.lo, r.hi);
+  EXPECT_EQ(kx::value_sum<std::int16_t>(Device::Cuda, {}), 0);
+  EXPECT_EQ(kx::value_histogram<std::int16_t>(Device::Cuda, {}, 0, 1, 2),
+            (std::vector<std::uint64_t>{0, 0}));
 }
 
 TEST(Cuda, ConcurrentCallsFromHostThreads) {
