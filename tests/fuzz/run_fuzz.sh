@@ -7,6 +7,9 @@ set -u
 SRC=$1 WORK=$2 SECONDS_=$3 DATA=${4:-}
 CXX=${FUZZ_CXX:-clang++}
 if ! command -v "$CXX" > /dev/null; then echo "SKIP: $CXX not found"; exit 77; fi
+# a fresh corpus every run: libFuzzer adds what it finds to the corpus
+# folder, and a grown corpus explores other inputs (not reproducible)
+rm -rf "$WORK/corpus" "$WORK/artifacts"
 mkdir -p "$WORK/corpus" "$WORK/artifacts"
 echo 'int main(){}' > "$WORK/probe.cpp"
 if ! "$CXX" -fsanitize=fuzzer -x c++ -c /dev/null -o /dev/null 2> /dev/null; then
