@@ -60,11 +60,13 @@ PooledBuffer BufferPool::acquire(size_t bytes) {
   std::vector<std::pair<size_t, std::byte*>> to_free;
   {
     std::lock_guard lk(m_);
-    // smallest cached buffer that fits without wasting more than a quarter
+    // the smallest cached buffer that fits (its capacity is what counts
+    // against the budget, so a larger one wastes nothing the budget does not
+    // see, and memory already touched costs nothing to touch again)
     size_t best = free_.size();
     for (size_t i = 0; i < free_.size(); ++i) {
       const size_t cap = free_[i].first;
-      if (cap >= want && cap <= want + want / 4 && (best == free_.size() || cap < free_[best].first)) best = i;
+      if (cap >= want && (best == free_.size() || cap < free_[best].first)) best = i;
     }
     if (best != free_.size()) {
       b.pool_ = this;

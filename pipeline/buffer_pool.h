@@ -5,9 +5,11 @@
 // seems: the kernel maps and zeroes every page on first touch and unmaps it
 // on free (with a TLB shootdown on every core of the process); measured on
 // the 2-core benchmark machine, that was about 10% of a fast conversion's CPU
-// time. The pool hands out uninitialised buffers and keeps the released ones
-// for the next series, within a byte budget (the run's --memory-limit), so
-// the peak memory stays what the scheduler planned for.
+// time, and on a virtual machine whose host reclaims freed memory, first
+// touches cost far more (1.4 s per GB of volumes on the benchmark VM). The
+// pool hands out uninitialised buffers and keeps the released ones for the
+// next series, within a byte budget (the run's --memory-limit), so the peak
+// memory stays what the scheduler planned for.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -48,9 +50,9 @@ class BufferPool {
   BufferPool(const BufferPool&) = delete;
   BufferPool& operator=(const BufferPool&) = delete;
 
-  // At least `bytes` bytes: the smallest cached buffer that holds them and
-  // wastes at most a quarter (plus alignment), else a new one (after
-  // freeing cached buffers until the budget allows it).
+  // At least `bytes` bytes: the smallest cached buffer that holds them, else
+  // a new one (after freeing cached buffers, largest first, until the budget
+  // allows it).
   PooledBuffer acquire(size_t bytes);
 
   struct Stats {

@@ -922,9 +922,15 @@ ConvertSummary convert(const ConvertOptions& opt) {
   // the next ones from its own task, so no thread ever blocks waiting for
   // memory; the disk work of finished series overlaps the decoding and
   // compression of the next (committer).
+  // Largest first: the tail of the run is short series filling the cores,
+  // and the first buffers are the largest, so later series reuse them (a
+  // fresh page costs a fault and zeroing). Outputs do not depend on the order.
   std::vector<size_t> order;
   for (size_t i = 0; i < ns; ++i)
     if (selected[i]) order.push_back(i);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return estimated_bytes(plan.series[a], voxel_options) > estimated_bytes(plan.series[b], voxel_options);
+  });
   if (concurrency <= 1) {
     for (size_t i : order) process(i);  // one thread: nothing to overlap
   } else {

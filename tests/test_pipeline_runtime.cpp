@@ -66,12 +66,17 @@ TEST(BufferPool, ReleasedBufferIsReusedForASimilarSize) {
   EXPECT_EQ(st.reuses, 1u);
 }
 
-TEST(BufferPool, MuchLargerBufferIsNotHandedOutForASmallRequest) {
+TEST(BufferPool, TheSmallestCachedBufferThatFitsIsReused) {
   BufferPool pool(256 << 20);
-  { PooledArray<uint8_t> big(pool, 64 << 20); }
-  PooledArray<uint8_t> small(pool, 8 << 20);
-  EXPECT_EQ(pool.stats().reuses, 0u);
-  EXPECT_LE(pool.stats().leased, uint64_t(10) << 20);
+  std::byte *mid = nullptr;
+  {
+    PooledArray<uint8_t> big(pool, 64 << 20), m(pool, 16 << 20), tiny(pool, 4 << 20);
+    mid = reinterpret_cast<std::byte*>(m.data());
+  }
+  PooledArray<uint8_t> want(pool, 10 << 20);  // 4 MiB is too small, 16 MiB fits best
+  EXPECT_EQ(reinterpret_cast<std::byte*>(want.data()), mid);
+  EXPECT_EQ(pool.stats().reuses, 1u);
+  EXPECT_EQ(pool.stats().leased, uint64_t(16) << 20);  // the capacity counts
 }
 
 TEST(BufferPool, LeasedPlusCachedStayWithinTheBudget) {
