@@ -149,7 +149,7 @@ std::vector<CompressionChoice> policy_candidates(CompressionPolicy p);
 //    slices (a head in the middle rows, air in the others: two compressors'
 //    ratios differ by 5% between them); over the volume otherwise. A
 //    candidate that passes on its estimate but not with the margin gets a
-//    larger sample (doubling, up to 8 pieces below 32 MiB, 16 above).
+//    larger sample (doubling, up to 1 MiB of pieces, 2 MiB from 256 MiB).
 //  - Margin: 0.8% for 4 pieces, 0.6% for 8, 0.45% for 16; Fast 3% (its
 //    bound is loose).
 //    Measured on the 17 benchmark volumes, four pieces misjudge the whole
