@@ -16,10 +16,7 @@
 
 #include <isa-l/igzip_lib.h>
 #include <libdeflate.h>
-#include <tbb/parallel_reduce.h>
-#include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
-#include <tbb/parallel_invoke.h>
 #include <tbb/parallel_pipeline.h>
 #include <tbb/task_arena.h>
 #include <zlib.h>
@@ -29,6 +26,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <stdexcept>
 
@@ -956,8 +954,7 @@ CompressionChoice choose_compression(std::span<const std::byte> voxels, Compress
   extend(ref, zlib_fn);
   const double bound = policy_size_bound(p);
   C best{C::Libdeflate, 9, 0};
-  double best_ratio = 0;
-  bool have_best = false;
+  double best_ratio = std::numeric_limits<double>::infinity();
   std::vector<C> cands;
   for (const C& cand : policy_candidates(p))
     if (cand.engine != C::IsaL || large || isal_flush_interval(cand) <= kPiece / 2) cands.push_back(cand);
@@ -977,10 +974,9 @@ CompressionChoice choose_compression(std::span<const std::byte> voxels, Compress
       ratio = sum(c) / sum(ref);
     }
     if (ratio + margin_for(pieces.size()) <= bound) return cand;
-    if (!have_best || ratio < best_ratio) {
+    if (ratio < best_ratio) {
       best = cand;
       best_ratio = ratio;
-      have_best = true;
     }
   }
   return best;

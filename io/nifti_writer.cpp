@@ -10,14 +10,8 @@
 
 #include "io/gzip.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <atomic>
 #include <bit>
-#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -356,11 +350,6 @@ std::vector<std::byte> make_nifti_header(const NiftiVolume& v, bool nifti2) {
 
 namespace {
 
-
-}  // namespace
-
-namespace {
-
 // Checks the volume and the output name; returns the header bytes.
 std::vector<std::byte> checked_header(const std::filesystem::path& final_path, const NiftiVolume& v) {
   validate_shape(v);
@@ -393,9 +382,11 @@ uint64_t write_nifti_gz(const std::filesystem::path& final_path, const NiftiVolu
   return gz.size();
 }
 
-NiftiGzResult write_nifti_gz_into(AtomicFile& file, const std::filesystem::path& final_path, const NiftiVolume& v,
-                                  const NiftiGzOptions& opt) {
-  const std::vector<std::byte> header = checked_header(final_path, v);
+namespace {
+
+// The compressed header + voxels into `file` (not committed).
+NiftiGzResult compress_into(AtomicFile& file, std::span<const std::byte> header, const NiftiVolume& v,
+                            const NiftiGzOptions& opt) {
   NiftiGzResult r;
   // the sample of the compression choice is spread over the rows of the slices
   const size_t slice_bytes = size_t(v.dim[0]) * size_t(v.dim[1]) * size_t(nifti_bytes_per_voxel(v.datatype));
@@ -413,11 +404,18 @@ NiftiGzResult write_nifti_gz_into(AtomicFile& file, const std::filesystem::path&
   return r;
 }
 
+}  // namespace
+
+NiftiGzResult write_nifti_gz_into(AtomicFile& file, const std::filesystem::path& final_path, const NiftiVolume& v,
+                                  const NiftiGzOptions& opt) {
+  return compress_into(file, checked_header(final_path, v), v, opt);
+}
+
 NiftiGzResult write_nifti_gz(const std::filesystem::path& final_path, const NiftiVolume& v,
                              const NiftiGzOptions& opt) {
-  checked_header(final_path, v);  // an inconsistent volume creates no file
+  const std::vector<std::byte> header = checked_header(final_path, v);  // before any file exists
   AtomicFile f(final_path);
-  NiftiGzResult r = write_nifti_gz_into(f, final_path, v, opt);
+  NiftiGzResult r = compress_into(f, header, v, opt);
   f.commit();
   return r;
 }

@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <cmath>
 #include <fstream>
@@ -809,7 +808,7 @@ ConvertSummary convert(const ConvertOptions& opt) {
   auto commit_series = [&](size_t i, const fs::path& rel, const fs::path& rel_json, const std::string& fp,
                            const std::string& row, const Written& w, const VoxelOptions& vo) {
     const SeriesPlan& p = plan.series[i];
-    bool ok = true, cleaned = false;
+    bool cleaned = false;
     std::string why;
     try {
       w.file->commit();
@@ -839,12 +838,11 @@ ConvertSummary convert(const ConvertOptions& opt) {
       finish_series(i, rel.string(), row, done, true, cleaned, why);
       return;
     } catch (const std::exception& e) {
-      ok = false;
       why = e.what();
     }
     std::error_code e4;
     if (w.file->committed()) fs::remove(opt.output / rel, e4);
-    finish_series(i, rel.string(), row, w, ok, cleaned, why);
+    finish_series(i, rel.string(), row, w, false, cleaned, why);
   };
 
   auto process = [&](size_t i) {
@@ -926,11 +924,13 @@ ConvertSummary convert(const ConvertOptions& opt) {
   // and the first buffers are the largest, so later series reuse them (a
   // fresh page costs a fault and zeroing). Outputs do not depend on the order.
   std::vector<size_t> order;
+  std::vector<uint64_t> need(ns, 0);  // estimated footprint, within the budget
   for (size_t i = 0; i < ns; ++i)
-    if (selected[i]) order.push_back(i);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return estimated_bytes(plan.series[a], voxel_options) > estimated_bytes(plan.series[b], voxel_options);
-  });
+    if (selected[i]) {
+      order.push_back(i);
+      need[i] = std::min(estimated_bytes(plan.series[i], voxel_options), budget);
+    }
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return need[a] > need[b]; });
   if (concurrency <= 1) {
     for (size_t i : order) process(i);  // one thread: nothing to overlap
   } else {
@@ -942,14 +942,13 @@ ConvertSummary convert(const ConvertOptions& opt) {
     admit = [&] {
       while (next < order.size()) {
         const size_t i = order[next];
-        const uint64_t need = std::min(estimated_bytes(plan.series[i], voxel_options), budget);
-        if (in_flight != 0 && in_flight + need > budget) return;
-        in_flight += need;
+        if (in_flight != 0 && in_flight + need[i] > budget) return;
+        in_flight += need[i];
         ++next;
-        tg.run([&, i, need] {
+        tg.run([&, i] {
           process(i);
           std::lock_guard lk(bm);
-          in_flight -= need;
+          in_flight -= need[i];
           admit();
         });
       }

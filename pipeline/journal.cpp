@@ -8,9 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <fstream>
 #include <stdexcept>
-#include <vector>
 
 namespace rapidnii::pipeline {
 
