@@ -1,6 +1,7 @@
 // Host API of the defacer: the two full-resolution passes on the chosen
 // executor, the coarse analysis in deface_analysis.cpp.
 #include "kernels/deface.h"
+#include "kernels/voxel_types.h"
 
 #include <algorithm>
 #include <cctype>
@@ -291,12 +292,7 @@ DefaceReport deface(Device d, std::span<T> vol, std::array<int64_t, 3> dims, con
                                         DefaceMode, uint64_t);                                   \
   template DefaceReport deface<T>(Device, std::span<T>, std::array<int64_t, 3>, const Affine&,   \
                                   double, double, Contrast, DefaceMode, uint64_t);
-RAPIDNII_INSTANTIATE(std::uint8_t)
-RAPIDNII_INSTANTIATE(std::int8_t)
-RAPIDNII_INSTANTIATE(std::uint16_t)
-RAPIDNII_INSTANTIATE(std::int16_t)
-RAPIDNII_INSTANTIATE(std::int32_t)
-RAPIDNII_INSTANTIATE(float)
+RAPIDNII_FOR_DEFACE_VOXEL_TYPES(RAPIDNII_INSTANTIATE)
 #undef RAPIDNII_INSTANTIATE
 
 }  // namespace rapidnii::kernels

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "kernels/bits.h"
+#include "kernels/voxel_types.h"
 #include "kernels/cuda_backend.h"
 #include "kernels/deface_kernels.h"
 #include "kernels/exec_cuda.cuh"
@@ -73,12 +74,7 @@ void rescale_to_float(const T* in, float* out, std::size_t n, const double* slop
   template void normalize_stored_bits<T>(T*, std::size_t, StoredBits<T>);                 \
   template void rescale_to_float<T>(const T*, float*, std::size_t, const double*,          \
                                     const double*, std::size_t);
-RAPIDNII_INSTANTIATE(std::uint8_t)
-RAPIDNII_INSTANTIATE(std::int8_t)
-RAPIDNII_INSTANTIATE(std::uint16_t)
-RAPIDNII_INSTANTIATE(std::int16_t)
-RAPIDNII_INSTANTIATE(std::uint32_t)
-RAPIDNII_INSTANTIATE(std::int32_t)
+RAPIDNII_FOR_INTEGER_VOXEL_TYPES(RAPIDNII_INSTANTIATE)
 #undef RAPIDNII_INSTANTIATE
 
 // --- Reorientation ---------------------------------------------------------
@@ -175,13 +171,7 @@ void reorient(const T* in, T* out, const ReorientMap& m, std::int64_t nt, bool s
 
 #define RAPIDNII_INSTANTIATE_REORIENT(T) \
   template void reorient<T>(const T*, T*, const ReorientMap&, std::int64_t, bool, int);
-RAPIDNII_INSTANTIATE_REORIENT(std::uint8_t)
-RAPIDNII_INSTANTIATE_REORIENT(std::int8_t)
-RAPIDNII_INSTANTIATE_REORIENT(std::uint16_t)
-RAPIDNII_INSTANTIATE_REORIENT(std::int16_t)
-RAPIDNII_INSTANTIATE_REORIENT(std::uint32_t)
-RAPIDNII_INSTANTIATE_REORIENT(std::int32_t)
-RAPIDNII_INSTANTIATE_REORIENT(float)
+RAPIDNII_FOR_VOXEL_TYPES(RAPIDNII_INSTANTIATE_REORIENT)
 #undef RAPIDNII_INSTANTIATE_REORIENT
 
 // --- Defacing: the full-resolution passes ------------------------------------
@@ -250,12 +240,7 @@ std::uint64_t deface_apply(const deface_detail::Apply<T>& f, std::size_t n_vox, 
                                      std::size_t);                                          \
   template std::uint64_t deface_apply<T>(const deface_detail::Apply<T>&, std::size_t,        \
                                          std::size_t, std::size_t);
-RAPIDNII_INSTANTIATE_DEFACE(std::uint8_t)
-RAPIDNII_INSTANTIATE_DEFACE(std::int8_t)
-RAPIDNII_INSTANTIATE_DEFACE(std::uint16_t)
-RAPIDNII_INSTANTIATE_DEFACE(std::int16_t)
-RAPIDNII_INSTANTIATE_DEFACE(std::int32_t)
-RAPIDNII_INSTANTIATE_DEFACE(float)
+RAPIDNII_FOR_DEFACE_VOXEL_TYPES(RAPIDNII_INSTANTIATE_DEFACE)
 #undef RAPIDNII_INSTANTIATE_DEFACE
 
 // --- Reductions ----------------------------------------------------------------
@@ -318,13 +303,7 @@ void value_histogram(const ValueBin<T>& bin, std::size_t n, std::uint64_t* count
   template MinMax<T> value_range<T>(const T*, std::size_t, MinMax<T>);                \
   template SumOf<T> value_sum<T>(const T*, std::size_t);                              \
   template void value_histogram<T>(const ValueBin<T>&, std::size_t, std::uint64_t*);
-RAPIDNII_INSTANTIATE_REDUCE(std::uint8_t)
-RAPIDNII_INSTANTIATE_REDUCE(std::int8_t)
-RAPIDNII_INSTANTIATE_REDUCE(std::uint16_t)
-RAPIDNII_INSTANTIATE_REDUCE(std::int16_t)
-RAPIDNII_INSTANTIATE_REDUCE(std::uint32_t)
-RAPIDNII_INSTANTIATE_REDUCE(std::int32_t)
-RAPIDNII_INSTANTIATE_REDUCE(float)
+RAPIDNII_FOR_VOXEL_TYPES(RAPIDNII_INSTANTIATE_REDUCE)
 #undef RAPIDNII_INSTANTIATE_REDUCE
 
 }  // namespace rapidnii::kernels::cuda_backend

@@ -1,4 +1,5 @@
 #include "kernels/reduce.h"
+#include "kernels/voxel_types.h"
 
 #include <cmath>
 #include <limits>
@@ -93,13 +94,7 @@ std::vector<std::uint64_t> value_histogram(Device d, std::span<const T> v, doubl
   template SumOf<T> value_sum<T>(Device, std::span<const T>);                                \
   template std::vector<std::uint64_t> value_histogram<T>(Device, std::span<const T>, double, \
                                                          double, std::size_t);
-RAPIDNII_INSTANTIATE(std::uint8_t)
-RAPIDNII_INSTANTIATE(std::int8_t)
-RAPIDNII_INSTANTIATE(std::uint16_t)
-RAPIDNII_INSTANTIATE(std::int16_t)
-RAPIDNII_INSTANTIATE(std::uint32_t)
-RAPIDNII_INSTANTIATE(std::int32_t)
-RAPIDNII_INSTANTIATE(float)
+RAPIDNII_FOR_VOXEL_TYPES(RAPIDNII_INSTANTIATE)
 #undef RAPIDNII_INSTANTIATE
 
 }  // namespace rapidnii::kernels

@@ -1,4 +1,5 @@
 #include "kernels/reorient.h"
+#include "kernels/voxel_types.h"
 
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
@@ -334,13 +335,7 @@ void reorient_back(Device d, std::span<const T> in_reoriented, std::span<T> out_
                             int64_t, const ReorientPlan&);                                     \
   template void reorient_back<T>(Device, std::span<const T>, std::span<T>,                     \
                                  std::array<int64_t, 3>, int64_t, const ReorientPlan&);
-RAPIDNII_INSTANTIATE(std::uint8_t)
-RAPIDNII_INSTANTIATE(std::int8_t)
-RAPIDNII_INSTANTIATE(std::uint16_t)
-RAPIDNII_INSTANTIATE(std::int16_t)
-RAPIDNII_INSTANTIATE(std::uint32_t)
-RAPIDNII_INSTANTIATE(std::int32_t)
-RAPIDNII_INSTANTIATE(float)
+RAPIDNII_FOR_VOXEL_TYPES(RAPIDNII_INSTANTIATE)
 #undef RAPIDNII_INSTANTIATE
 
 }  // namespace rapidnii::kernels

@@ -1,4 +1,5 @@
 #include "kernels/rescale.h"
+#include "kernels/voxel_types.h"
 
 #include <cstdint>
 #include <stdexcept>
@@ -84,12 +85,7 @@ void rescale_to_float(Device d, std::span<const T> in, std::span<float> out,
   template void rescale_to_float<T>(Device, std::span<const T>, std::span<float>,            \
                                     std::span<const double>, std::span<const double>,        \
                                     std::size_t);
-RAPIDNII_INSTANTIATE(std::uint8_t)
-RAPIDNII_INSTANTIATE(std::int8_t)
-RAPIDNII_INSTANTIATE(std::uint16_t)
-RAPIDNII_INSTANTIATE(std::int16_t)
-RAPIDNII_INSTANTIATE(std::uint32_t)
-RAPIDNII_INSTANTIATE(std::int32_t)
+RAPIDNII_FOR_INTEGER_VOXEL_TYPES(RAPIDNII_INSTANTIATE)
 #undef RAPIDNII_INSTANTIATE
 
 }  // namespace rapidnii::kernels
