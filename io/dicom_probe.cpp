@@ -87,9 +87,17 @@ struct Walker {
     while (pos < end) {
       if (!need(pos, 8, end)) return false;
       const uint16_t g = u16(pos), e = u16(pos + 2);
-      if (g == 0xFFFE && e == 0xE00D) {  // item delimiter
-        pos += 8;
-        if (in_item) return true;
+      if (g == 0xFFFE) {
+        // Group FFFE holds only the item, item delimiter and sequence
+        // delimiter tags (PS3.5 7.5), which belong inside sequences: among
+        // the elements of a data set only an item delimiter, ending an item
+        // of undefined length, may appear. Anything else makes GDCM read on
+        // as if it were an item and allocate without bound (a fuzzed 1.2 KB
+        // file made it allocate 4.2 GB).
+        if (e == 0xE00D && in_item) {
+          pos += 8;
+          return true;
+        }
         fail = ProbeResult::Malformed;
         return false;
       }
@@ -131,7 +139,7 @@ struct Walker {
       }
       uint32_t len;
       bool sq = false;
-      if (explicit_vr && g != 0xFFFE) {
+      if (explicit_vr) {
         const char vr[2] = {char(p[pos + 4]), char(p[pos + 5])};
         if (!valid_vr(vr)) {
           fail = ProbeResult::Malformed;

@@ -19,6 +19,7 @@ import glob
 import gzip
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -175,6 +176,16 @@ def scenario_bad_input(rapidnii, work):
     bad_len[j + 6:j + 8] = (60000).to_bytes(2, "little")  # a length past the end of the data set
     put("wrong_length", bytes(bad_len), None)
     put("notes.txt", b"plain text\n" * 50, "not_dicom")
+    # an item tag among the top-level elements (GDCM reads it as an item)
+    item_at_top = bytearray(template)
+    k = item_at_top.index(b"\x08\x00\x60\x00CS")
+    item_at_top[k:k] = b"\xfe\xff\x00\xe0" + (8).to_bytes(4, "little") + b"\x08\x00\x70\x00LO\x00\x00"
+    put("item_at_top_level", bytes(item_at_top), "malformed")
+    # fuzzer findings that once exhausted memory or crashed (tests/fuzz/regressions)
+    regressions = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fuzz", "regressions")
+    for name in sorted(os.listdir(regressions)):
+        if name.endswith(".dcm"):
+            put(name, open(os.path.join(regressions, name), "rb").read(), "malformed")
     open(os.path.join(bad, "copy_of_a_slice"), "wb").write(template)  # the same image twice
     put("photo.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + os.urandom(2000), "not_dicom")
     dd = pydicom.dcmread(good[0][0])
@@ -200,6 +211,12 @@ def scenario_bad_input(rapidnii, work):
     print(log)
     if rc != 1:
         raise SystemExit("FAIL: exit %d, expected 1" % rc)
+    # the only child so far: its peak RSS (KiB on Linux); the OOM regression
+    # made GDCM allocate 4.2 GB
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print("  peak RSS %.0f MB" % peak_mb)
+    if peak_mb > 1024:
+        raise SystemExit("FAIL: peak RSS %.0f MB on a small archive with bad files" % peak_mb)
     report = json.load(open(os.path.join(work, "state", "report.json")))
     reasons = {os.path.basename(s["input"]): s["reason"] for s in report["skipped"]}
     for name, reason in expected.items():
