@@ -130,6 +130,14 @@ CompressionSetting parse_compression(std::string_view s);
 // only on a sample that misrepresents its volume.)
 std::vector<CompressionChoice> policy_candidates(CompressionPolicy p);
 
+// Typical single-thread speed of a compressor in MB/s (the table above;
+// zlib -6: kZlibSpeed). Only relative values matter: choose_compression
+// weighs the cost of a larger sample against the time a faster candidate
+// would save, with these constants rather than timings, so that its choice
+// stays a function of the bytes alone.
+double typical_speed(CompressionChoice c);
+inline constexpr double kZlibSpeed = 14;
+
 // Picks, for this volume, the fastest candidate whose size on a sample of
 // the volume, plus a margin, is within the policy's bound of zlib level 6
 // on the same sample.
@@ -149,7 +157,12 @@ std::vector<CompressionChoice> policy_candidates(CompressionPolicy p);
 //    slices (a head in the middle rows, air in the others: two compressors'
 //    ratios differ by 5% between them); over the volume otherwise. A
 //    candidate that passes on its estimate but not with the margin gets a
-//    larger sample (doubling, up to 1 MiB of pieces, 2 MiB from 256 MiB).
+//    larger sample (doubling, up to 1 MiB of pieces, 2 MiB from 256 MiB)
+//    when that is worth it: when the time the next candidate would cost
+//    the whole volume beyond this one's exceeds the cost of sampling the new
+//    pieces, both from typical_speed (so growth is kept for the step from
+//    ISA-L to libdeflate, 1.4-3x slower, and skipped between two ISA-L
+//    variants 5-15% apart).
 //  - Margin: 0.8% for 4 pieces, 0.6% for 8, 0.45% for 16; Fast 3% (its
 //    bound is loose).
 //    Measured on the 17 benchmark volumes, four pieces misjudge the whole
@@ -158,9 +171,12 @@ std::vector<CompressionChoice> policy_candidates(CompressionPolicy p);
 //  - Below 1 MiB nothing is sampled (it would cost more than the best
 //    choice saves): Default takes libdeflate-6 (0.985-0.995x zlib -6 on
 //    every volume measured), Fast libdeflate-1.
+//  - Reference: zlib -6; Fast takes libdeflate-4 instead (0.99-1.01x zlib
+//    -6's size on the benchmark volumes, 3-4 times cheaper; its 3% margin
+//    covers the difference).
 // If no candidate passes, the one with the smallest estimate. Cost: the
 // zlib -6 reference (14 MB/s) dominates: 19 ms (64 KiB pieces) to 37 ms
-// (128 KiB) per volume. The choice
+// (128 KiB) per volume for four pieces. The choice
 // depends only on the bytes (sizes, never timings): it is deterministic and
 // independent of `threads` (as in gzip_compress_parallel; the pieces are
 // compressed in parallel).

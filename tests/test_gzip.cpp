@@ -471,6 +471,18 @@ TEST(CompressionPolicy, DefaultMeetsItsBoundOnOtherContent) {
   expect_policy_bound(het, CompressionPolicy::Fast, "heterogeneous fast");
 }
 
+TEST(CompressionPolicy, CandidatesAreTriedFastestFirst) {
+  // choose_compression weighs a larger sample against the time the next
+  // candidate would cost: that needs the candidates in order of speed
+  for (auto p : {CompressionPolicy::Fast, CompressionPolicy::Default}) {
+    const auto cands = policy_candidates(p);
+    for (size_t i = 1; i < cands.size(); ++i)
+      EXPECT_LE(typical_speed(cands[i]), typical_speed(cands[i - 1])) << to_string(cands[i]);
+  }
+  EXPECT_GT(typical_speed({Choice::IsaL, 3, 0}), typical_speed({Choice::IsaL, 3, 16 << 10}));
+  EXPECT_GT(typical_speed({Choice::Libdeflate, 1, 0}), 10 * kZlibSpeed / 2);
+}
+
 TEST(CompressionPolicy, SmallAndTinyInputs) {
   EXPECT_EQ(choose_compression({}, CompressionPolicy::Small), (Choice{Choice::Libdeflate, 9}));
   // Empty and tiny buffers still give a valid choice.
