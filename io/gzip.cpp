@@ -967,7 +967,6 @@ CompressionChoice choose_compression(std::span<const std::byte> voxels, Compress
   auto ref_fn = [fast](const Piece& pc) {
     return fast ? piece_size(pc, C{C::Libdeflate, 4, 0}) : zlib_size_with_dict(pc.data, pc.context, 6);
   };
-  const double ref_speed = fast ? typical_speed(C{C::Libdeflate, 4, 0}) / 1.5 : kZlibSpeed;
   std::vector<size_t> ref;
   add_pieces(count);
   extend(ref, ref_fn);
@@ -984,19 +983,16 @@ CompressionChoice choose_compression(std::span<const std::byte> voxels, Compress
     return sum(sizes[ci]) / sum(ref);
   };
   auto passes = [&](double ratio) { return ratio + margin_for(pieces.size()) <= bound; };
-  auto note_best = [&](size_t ci, double ratio) {
-    if (ratio < best_ratio) {
-      best = cands[ci];
-      best_ratio = ratio;
-    }
-  };
   // 1. On the first sample, the fastest candidate that passes with the
   //    margin. Faster ones that pass on their estimate alone wait.
   std::vector<size_t> pending;
   size_t chosen = cands.size();
   for (size_t ci = 0; ci < cands.size() && chosen == cands.size(); ++ci) {
     const double ratio = ratio_of(ci);
-    note_best(ci, ratio);
+    if (ratio < best_ratio) {
+      best = cands[ci];
+      best_ratio = ratio;
+    }
     if (passes(ratio)) chosen = ci;
     else if (ratio <= bound) pending.push_back(ci);
   }
@@ -1007,13 +1003,14 @@ CompressionChoice choose_compression(std::span<const std::byte> voxels, Compress
   //    against libdeflate: on 18 MB, 30-100 ms saved for 20 ms of
   //    sampling), not between two ISA-L variants 5-15% apart (on 78 MB, 13
   //    ms saved for 39 ms). Typical speeds, not timings, so that the choice
-  //    stays a function of the bytes.
+  //    stays a function of the bytes. (Only Default grows: Fast's sample
+  //    is fixed, so the reference here is zlib -6.)
   const double alt_speed = typical_speed(chosen < cands.size() ? cands[chosen] : best);
   auto worth_growing = [&](size_t ci) {
     const double mb = 1e-6;
     const double saved = static_cast<double>(n) * mb * (1 / alt_speed - 1 / typical_speed(cands[ci]));
     const size_t more = std::min(most, 2 * pieces.size()) - pieces.size();
-    const double spent = static_cast<double>(more * kPiece) * mb * (1 / ref_speed + 1 / typical_speed(cands[ci]));
+    const double spent = static_cast<double>(more * kPiece) * mb * (1 / kZlibSpeed + 1 / typical_speed(cands[ci]));
     return saved > spent;
   };
   for (size_t ci : pending) {

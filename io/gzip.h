@@ -158,11 +158,12 @@ inline constexpr double kZlibSpeed = 14;
 //    ratios differ by 5% between them); over the volume otherwise. A
 //    candidate that passes on its estimate but not with the margin gets a
 //    larger sample (doubling, up to 1 MiB of pieces, 2 MiB from 256 MiB)
-//    when that is worth it: when the time the next candidate would cost
-//    the whole volume beyond this one's exceeds the cost of sampling the new
-//    pieces, both from typical_speed (so growth is kept for the step from
-//    ISA-L to libdeflate, 1.4-3x slower, and skipped between two ISA-L
-//    variants 5-15% apart).
+//    when that is worth it: the fastest candidate that passes with the
+//    margin on the first sample is found first, and a faster one that
+//    waits gets more pieces only when the time it would save on the whole
+//    volume exceeds the cost of sampling the new pieces, both from
+//    typical_speed (so growth is kept against libdeflate, 1.4-3x slower
+//    than ISA-L, and skipped between two ISA-L variants 5-15% apart).
 //  - Margin: 0.8% for 4 pieces, 0.6% for 8, 0.45% for 16; Fast 3% (its
 //    bound is loose).
 //    Measured on the 17 benchmark volumes, four pieces misjudge the whole

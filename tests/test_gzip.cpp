@@ -472,8 +472,9 @@ TEST(CompressionPolicy, DefaultMeetsItsBoundOnOtherContent) {
 }
 
 TEST(CompressionPolicy, CandidatesAreTriedFastestFirst) {
-  // choose_compression weighs a larger sample against the time the next
-  // candidate would cost: that needs the candidates in order of speed
+  // choose_compression tries candidates in this order and weighs a larger
+  // sample for a faster one against the time it would save over the
+  // slower choice: that needs the candidates in order of speed
   for (auto p : {CompressionPolicy::Fast, CompressionPolicy::Default}) {
     const auto cands = policy_candidates(p);
     for (size_t i = 1; i < cands.size(); ++i)
