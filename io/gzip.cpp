@@ -746,6 +746,85 @@ std::vector<uint8_t> gzip_compress_parallel(std::span<const std::span<const std:
   return gz;
 }
 
+GzipStream::GzipStream(CompressionChoice choice, int threads, size_t block_size, GzipSink sink)
+    : choice_(choice), threads_(threads), sink_(std::move(sink)) {
+  validate(choice_);
+  block_ = block_size == 0 ? default_block_size(choice_) : block_size;
+  block_ = std::min<size_t>(block_, size_t{1} << 30);  // as gzip_compress_parallel_to
+  const int conc = threads > 0 ? threads : tbb::this_task_arena::max_concurrency();
+  batch_ = 2 * static_cast<size_t>(std::max(1, conc));
+  sink_(std::span<const uint8_t>(kGzipHeader, sizeof(kGzipHeader)));
+  written_ = sizeof(kGzipHeader);
+}
+
+void GzipStream::append(std::span<const std::byte> data) {
+  if (finished_) throw std::logic_error("gzip: append after finish");
+  // in slices, so that at most batch_ + 1 blocks are ever held
+  const size_t most = (batch_ + 1) * block_;
+  while (!data.empty()) {
+    const size_t pending = buf_.size() - history_;
+    const size_t take = std::min(data.size(), most - std::min(most, pending) + 1);
+    buf_.insert(buf_.end(), data.begin(), data.begin() + static_cast<std::ptrdiff_t>(take));
+    data = data.subspan(take);
+    // a block is compressed only once input follows it (it is then not the last)
+    if (buf_.size() - history_ > batch_ * block_) compress_ready(false);
+  }
+}
+
+// Compresses the whole blocks of buf_ that input follows (all of them, the
+// last one final, when `final`), in parallel, and hands them to the sink in
+// order; keeps the 32 KiB before the rest as history (ISA-L).
+void GzipStream::compress_ready(bool final) {
+  const size_t pending = buf_.size() - history_;
+  size_t nblocks = final ? std::max<size_t>(1, (pending + block_ - 1) / block_) : (pending - 1) / block_;
+  if (nblocks == 0) return;
+  constexpr size_t kDict = 32 * 1024;
+  const bool isal = choice_.engine == CompressionChoice::IsaL;
+  std::vector<BlockSlot> slots(nblocks);
+  auto compress = [&](size_t b) {
+    const size_t begin = history_ + b * block_;
+    const size_t end = std::min(begin + block_, buf_.size());
+    const std::span<const std::byte> data(buf_.data() + begin, end - begin);
+    std::span<const std::byte> dict;
+    // history: the 32 KiB of the stream before the block (fewer at its start)
+    if (isal) {
+      const size_t d = static_cast<size_t>(std::min<uint64_t>(kDict, consumed_ + b * block_));
+      dict = std::span<const std::byte>(buf_.data() + begin - d, d);
+    }
+    compress_block(data, dict, choice_, final && b + 1 == nblocks, slots[b].out);
+    slots[b].crc = crc32_of(data);
+    slots[b].len = end - begin;
+  };
+  if (threads_ == 1 || nblocks == 1) {
+    for (size_t b = 0; b < nblocks; ++b) compress(b);
+  } else {
+    in_arena(threads_, [&] { tbb::parallel_for(size_t(0), nblocks, compress); });
+  }
+  for (BlockSlot& slot : slots) {
+    sink_(slot.out);
+    written_ += slot.out.size();
+    crc_ = consumed_ == 0 ? slot.crc : crc32_combine(crc_, slot.crc, static_cast<z_off_t>(slot.len));
+    consumed_ += slot.len;
+  }
+  // keep the history of what is left
+  const size_t done_end = std::min(history_ + nblocks * block_, buf_.size());
+  const size_t keep_from = isal ? done_end - std::min<size_t>(kDict, done_end) : done_end;
+  buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(keep_from));
+  history_ = done_end - keep_from;
+}
+
+uint64_t GzipStream::finish() {
+  if (finished_) throw std::logic_error("gzip: finish called twice");
+  compress_ready(true);
+  finished_ = true;
+  uint8_t trailer[8];
+  put_le32(trailer, static_cast<uint32_t>(crc_));
+  put_le32(trailer + 4, static_cast<uint32_t>(consumed_));  // ISIZE = size mod 2^32
+  sink_(std::span<const uint8_t>(trailer, 8));
+  written_ += 8;
+  return written_;
+}
+
 // ------------------------------------------------------- choice of level --
 
 size_t deflate_size(std::span<const std::byte> data, CompressionChoice c) {
@@ -897,26 +976,28 @@ size_t piece_size(const Piece& pc, CompressionChoice c) {
 }  // namespace
 
 CompressionChoice choose_compression(std::span<const std::byte> voxels, CompressionPolicy p, int threads,
-                                     size_t period) {
+                                     size_t period, uint64_t applies_to) {
   using C = CompressionChoice;
   if (p == CompressionPolicy::Small) return {C::Libdeflate, 9, 0};
   const bool fast = p == CompressionPolicy::Fast;
   const size_t n = voxels.size();
+  const double total = static_cast<double>(applies_to > n ? applies_to : n);
   // Below 1 MiB sampling would cost more than the best choice could save.
   if (n < (size_t{1} << 20)) return fast ? C{C::Libdeflate, 1, 0} : C{C::Libdeflate, 6, 0};
-  // Volumes of 64 MiB and more (and Fast): 128 KiB pieces, which judge
+  // Volumes of 64 MiB and more (applies_to; and Fast): 128 KiB pieces, which judge
   // every candidate. Below, 64 KiB pieces (half the cost), which judge only
   // ISA-L candidates that flush at most every 32 KiB, and libdeflate: the
   // others are left out.
   constexpr size_t kContext = 32 * 1024;
-  const bool large = fast || n >= (size_t{64} << 20);
+  const bool large = fast || total >= double(size_t{64} << 20);
   const size_t kPiece = large ? 128 * 1024 : 64 * 1024;
   // Pieces to start with, and how far a sample may grow for a candidate
   // that passes on its estimate but not with the margin (the margin shrinks
   // with more pieces: 0.8% for 4, 0.6% for 8, 0.45% for 16).
   const size_t count = fast ? (n < (size_t{256} << 20) ? 1 : 2) : 4;
   // at most 1 MiB of pieces below 256 MiB (zlib -6 on it: 75 ms), 2 MiB above
-  const size_t most = fast ? count : (n < (size_t{32} << 20) || (large && n < (size_t{256} << 20))) ? 8 : 16;
+  const size_t most =
+      fast ? count : (total < double(size_t{32} << 20) || (large && total < double(size_t{256} << 20))) ? 8 : 16;
   auto margin_for = [&](size_t k) { return fast ? 0.03 : k < 8 ? 0.008 : k < 16 ? 0.006 : 0.0045; };
 
   // Pieces follow a two-dimensional low-discrepancy (R2) sequence over
@@ -1008,7 +1089,7 @@ CompressionChoice choose_compression(std::span<const std::byte> voxels, Compress
   const double alt_speed = typical_speed(chosen < cands.size() ? cands[chosen] : best);
   auto worth_growing = [&](size_t ci) {
     const double mb = 1e-6;
-    const double saved = static_cast<double>(n) * mb * (1 / alt_speed - 1 / typical_speed(cands[ci]));
+    const double saved = total * mb * (1 / alt_speed - 1 / typical_speed(cands[ci]));
     const size_t more = std::min(most, 2 * pieces.size()) - pieces.size();
     const double spent = static_cast<double>(more * kPiece) * mb * (1 / kZlibSpeed + 1 / typical_speed(cands[ci]));
     return saved > spent;
@@ -1026,12 +1107,12 @@ CompressionChoice choose_compression(std::span<const std::byte> voxels, Compress
 }
 
 CompressionChoice resolve_compression(const CompressionSetting& setting, std::span<const std::byte> voxels,
-                                      int threads, size_t period) {
+                                      int threads, size_t period, uint64_t applies_to) {
   if (setting.fixed) {
     validate(*setting.fixed);
     return *setting.fixed;
   }
-  return choose_compression(voxels, setting.policy, threads, period);
+  return choose_compression(voxels, setting.policy, threads, period, applies_to);
 }
 
 }  // namespace rapidnii::io

@@ -94,6 +94,40 @@ using GzipSink = std::function<void(std::span<const uint8_t>)>;
 uint64_t gzip_compress_parallel_to(std::span<const std::span<const std::byte>> parts, CompressionChoice choice,
                                    int threads, size_t block_size, const GzipSink& sink);
 
+// The same gzip member as gzip_compress_parallel_to, for input that arrives
+// piece by piece (a 4D series converted a few time points at a time, within
+// the memory budget): append() the input in any pieces, then finish(). The
+// output bytes are identical to gzip_compress_parallel_to over the
+// concatenation of the pieces (same blocks at the same offsets, same
+// dictionaries, same final block), whatever the pieces and `threads`. At
+// most (2 x threads + 1) blocks plus 32 KiB of input are held (copied), and
+// whole blocks are compressed in parallel as soon as input follows them.
+class GzipStream {
+ public:
+  GzipStream(CompressionChoice choice, int threads, size_t block_size, GzipSink sink);
+  GzipStream(const GzipStream&) = delete;
+  GzipStream& operator=(const GzipStream&) = delete;
+  void append(std::span<const std::byte> data);
+  // Compresses what is left as the final block and writes the trailer;
+  // returns the bytes given to the sink in all. Nothing may follow.
+  uint64_t finish();
+  uint64_t input_bytes() const { return consumed_ + (buf_.size() - history_); }
+
+ private:
+  void compress_ready(bool final);
+  CompressionChoice choice_;
+  int threads_;
+  size_t block_;
+  size_t batch_;  // blocks compressed together
+  GzipSink sink_;
+  std::vector<std::byte> buf_;  // [history (<= 32 KiB, ISA-L only)][input not yet compressed]
+  size_t history_ = 0;
+  uint64_t consumed_ = 0;  // input bytes compressed so far
+  uint64_t written_ = 0;
+  unsigned long crc_ = 0;
+  bool finished_ = false;
+};
+
 // --------------------------------------------------------- choice of level --
 
 // What the user asks for with `--compression`.
@@ -182,13 +216,15 @@ inline constexpr double kZlibSpeed = 14;
 // independent of `threads` (as in gzip_compress_parallel; the pieces are
 // compressed in parallel).
 // `period`: bytes per slice (0: unknown), for spreading the pieces over the
-// rows of the slices.
+// rows of the slices. `applies_to`: the bytes the choice will compress when
+// `voxels` is only a part of them (the first volumes of a large 4D series;
+// 0: voxels.size()); it weighs what a larger sample could save.
 CompressionChoice choose_compression(std::span<const std::byte> voxels, CompressionPolicy p, int threads = 1,
-                                     size_t period = 0);
+                                     size_t period = 0, uint64_t applies_to = 0);
 
 // setting.fixed when set, else choose_compression(voxels, setting.policy).
 CompressionChoice resolve_compression(const CompressionSetting& setting, std::span<const std::byte> voxels,
-                                      int threads = 1, size_t period = 0);
+                                      int threads = 1, size_t period = 0, uint64_t applies_to = 0);
 
 // ----------------------------------------------------- building blocks --
 // Exposed for tests and benchmarks.

@@ -350,8 +350,8 @@ std::vector<std::byte> make_nifti_header(const NiftiVolume& v, bool nifti2) {
 
 namespace {
 
-// Checks the volume and the output name; returns the header bytes.
-std::vector<std::byte> checked_header(const std::filesystem::path& final_path, const NiftiVolume& v) {
+// Bytes of the volume's voxels (dimensions x datatype), overflow checked.
+uint64_t voxel_bytes_of(const NiftiVolume& v) {
   validate_shape(v);
   uint64_t nvox = 1;
   for (int i = 0; i < v.ndim; ++i) {
@@ -360,14 +360,26 @@ std::vector<std::byte> checked_header(const std::filesystem::path& final_path, c
     nvox *= d;
   }
   const auto bpv = static_cast<uint64_t>(nifti_bytes_per_voxel(v.datatype));
-  if (nvox > std::numeric_limits<uint64_t>::max() / bpv || nvox * bpv != v.voxels.size()) {
-    throw std::invalid_argument("NIfTI: voxel buffer size does not match dimensions and datatype");
-  }
+  if (nvox > std::numeric_limits<uint64_t>::max() / bpv) throw std::invalid_argument("NIfTI: volume too large");
+  return nvox * bpv;
+}
+
+// Checks the volume (without its voxel buffer) and the output name; returns
+// the header bytes.
+std::vector<std::byte> checked_header_only(const std::filesystem::path& final_path, const NiftiVolume& v) {
+  voxel_bytes_of(v);
   const std::string fname = final_path.filename().string();
   if (fname.empty() || fname == "." || fname == "..") {
     throw std::invalid_argument("NIfTI: output path has no file name");
   }
   return make_nifti_header(v, needs_nifti2(v));
+}
+
+// As above, and the voxel buffer must hold exactly the volume.
+std::vector<std::byte> checked_header(const std::filesystem::path& final_path, const NiftiVolume& v) {
+  if (voxel_bytes_of(v) != v.voxels.size())
+    throw std::invalid_argument("NIfTI: voxel buffer size does not match dimensions and datatype");
+  return checked_header_only(final_path, v);
 }
 
 }  // namespace
@@ -417,6 +429,37 @@ NiftiGzResult write_nifti_gz(const std::filesystem::path& final_path, const Nift
   AtomicFile f(final_path);
   NiftiGzResult r = compress_into(f, header, v, opt);
   f.commit();
+  return r;
+}
+
+NiftiGzStreamWriter::NiftiGzStreamWriter(AtomicFile& file, const std::filesystem::path& final_path,
+                                         const NiftiVolume& v, CompressionChoice choice, int threads,
+                                         size_t block_size)
+    : file_(file),
+      choice_(choice),
+      gz_(choice, threads, block_size, [this](std::span<const uint8_t> b) {
+        digest_.update(b);
+        file_.write(b);
+      }) {
+  const std::vector<std::byte> header = checked_header_only(final_path, v);
+  voxel_bytes_ = voxel_bytes_of(v);
+  header_bytes_ = header.size();
+  gz_.append(header);
+}
+
+void NiftiGzStreamWriter::append(std::span<const std::byte> voxels) {
+  if (gz_.input_bytes() + voxels.size() > header_bytes_ + voxel_bytes_)
+    throw std::invalid_argument("NIfTI: more voxel bytes than the volume holds");
+  gz_.append(voxels);
+}
+
+NiftiGzResult NiftiGzStreamWriter::finish() {
+  if (gz_.input_bytes() != header_bytes_ + voxel_bytes_)
+    throw std::invalid_argument("NIfTI: voxel bytes missing at the end of the volume");
+  NiftiGzResult r;
+  r.bytes = gz_.finish();
+  r.choice = choice_;
+  r.digest = digest_.hex();
   return r;
 }
 

@@ -1,6 +1,7 @@
 // NIfTI-1 / NIfTI-2 header construction and atomic .nii.gz writing.
 #pragma once
 #include "io/atomic_file.h"
+#include "io/digest.h"
 #include "io/gzip.h"
 
 #include <array>
@@ -101,5 +102,26 @@ NiftiGzResult write_nifti_gz(const std::filesystem::path& final_path, const Nift
 // that compressing the next volume never waits for the disk.
 NiftiGzResult write_nifti_gz_into(AtomicFile& file, const std::filesystem::path& final_path, const NiftiVolume& v,
                                   const NiftiGzOptions& opt);
+
+// A .nii.gz written a piece of its voxels at a time, for volumes converted a
+// few time points at a time within the memory budget. `v` describes the
+// volume (v.voxels is ignored); append() the voxels in order, then finish(),
+// which checks that exactly the volume's bytes came. The file's bytes are
+// those of write_nifti_gz_into with the fixed `choice` and the same block
+// size (GzipStream), whatever the pieces. Not committed.
+class NiftiGzStreamWriter {
+ public:
+  NiftiGzStreamWriter(AtomicFile& file, const std::filesystem::path& final_path, const NiftiVolume& v,
+                      CompressionChoice choice, int threads = 0, size_t block_size = 0);
+  void append(std::span<const std::byte> voxels);
+  NiftiGzResult finish();
+
+ private:
+  AtomicFile& file_;
+  Digest digest_;
+  CompressionChoice choice_;
+  uint64_t header_bytes_ = 0, voxel_bytes_ = 0;
+  GzipStream gz_;
+};
 
 }  // namespace rapidnii::io

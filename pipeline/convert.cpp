@@ -17,6 +17,7 @@
 #include <iomanip>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <ostream>
 #include <set>
 #include <stdexcept>
@@ -104,11 +105,13 @@ FinalGeometry final_geometry(const SeriesPlan& p, kernels::Orient orient) {
 }
 
 // Defacing (every volume of a 4D series gets the mask of the first) and
-// reorientation, on the output voxels (stored integers or float).
+// reorientation, on the output voxels (stored integers or float) of time
+// points [t0, t0 + nt). The mask is computed from volume 0 (which the first
+// call holds) and kept in `mask` for the later calls.
 template <class U>
-void deface_and_reorient(const SeriesPlan& p, PooledArray<U>& data, double slope, double inter,
+void deface_and_reorient(const SeriesPlan& p, PooledArray<U>& data, int t0, int nt, double slope, double inter,
                          const std::string& modality, const VoxelOptions& vo, kernels::Device device, BufferPool& pool,
-                         Written& w, io::NiftiVolume& v) {
+                         std::optional<kernels::DefaceMask>& mask, Written& w, io::NiftiVolume& v) {
   const std::array<int64_t, 3> dims{p.nx, p.ny, p.nz};
   const size_t per_volume = size_t(p.nx) * p.ny * p.nz;
   if (vo.deface != kernels::DefaceMode::Off) {
@@ -116,12 +119,15 @@ void deface_and_reorient(const SeriesPlan& p, PooledArray<U>& data, double slope
       w.face_status = "not defaced: unsupported data type";
     } else {
       const kernels::Contrast contrast = kernels::contrast_from_modality(modality);
-      const kernels::DefaceMask mask = kernels::deface_mask<U>(
-          device, std::span<const U>(data.data(), per_volume), dims, p.affine, slope, inter, contrast);
+      if (!mask) {
+        if (t0 != 0) throw std::logic_error("deface: the first volume comes first");
+        mask = kernels::deface_mask<U>(device, std::span<const U>(data.data(), per_volume), dims, p.affine, slope,
+                                       inter, contrast);
+      }
       kernels::DefaceReport rep;
-      for (int t = 0; t < p.nt; ++t) {
+      for (int t = 0; t < nt; ++t) {
         rep = kernels::deface_apply<U>(device, std::span<U>(data.data() + per_volume * t, per_volume), dims,
-                                       p.affine, slope, inter, mask, vo.deface, vo.seed ^ uint64_t(t));
+                                       p.affine, slope, inter, *mask, vo.deface, vo.seed ^ uint64_t(t0 + t));
       }
       w.face_status = rep.status;
       if (rep.altered) w.face_note = rep.method;
@@ -130,11 +136,66 @@ void deface_and_reorient(const SeriesPlan& p, PooledArray<U>& data, double slope
   const FinalGeometry g = final_geometry(p, vo.orient);
   if (!g.plan.identity()) {
     PooledArray<U> out(pool, data.size());
-    kernels::reorient<U>(device, std::span<const U>(data), std::span<U>(out), dims, p.nt, g.plan);
+    kernels::reorient<U>(device, std::span<const U>(data), std::span<U>(out), dims, nt, g.plan);
     data.swap(out);
   }
   v.affine = g.affine;
   v.dim = {g.dims[0], g.dims[1], g.dims[2], p.nt, 1, 1, 1};
+}
+
+// The compression choice samples the first volumes of a series, up to 16 MiB
+// of them (at least one; every volume of a smaller series), so that a 4D
+// series converted a few time points at a time gets the same choice, and the
+// same bytes, as one converted whole.
+constexpr uint64_t kChoiceSampleBytes = uint64_t(16) << 20;
+
+uint64_t output_bytes_per_volume(const SeriesPlan& p) {
+  return uint64_t(p.nx) * p.ny * p.nz * uint64_t(io::nifti_bytes_per_voxel(p.out_type));
+}
+
+int sample_time_points(const SeriesPlan& p) {
+  const uint64_t per = std::max<uint64_t>(1, output_bytes_per_volume(p));
+  return int(std::clamp<uint64_t>((kChoiceSampleBytes + per - 1) / per, 1, uint64_t(std::max(1, p.nt))));
+}
+
+// Peak bytes one series holds while `nt` of its time points are converted:
+// the stored volumes, a float copy, a reoriented copy, defacing masks,
+// decode buffers and compressed blocks in flight.
+uint64_t estimated_bytes(const SeriesPlan& p, const VoxelOptions& vo, int nt) {
+  const uint64_t vox = uint64_t(p.nx) * p.ny * p.nz * uint64_t(nt) * (p.out_type == io::NiftiType::RGB24 ? 3 : 1);
+  const uint64_t stored = vox * (p.first.bits_allocated / 8);
+  uint64_t out = p.rescale_to_float ? vox * 4 : stored;
+  uint64_t total = stored + (p.rescale_to_float ? out : 0);
+  if (vo.orient != kernels::Orient::Native) total += out;
+  if (vo.deface != kernels::DefaceMode::Off) total += uint64_t(p.nx) * p.ny * p.nz * 2;
+  const uint64_t threads = std::min<uint64_t>(
+      uint64_t(std::max(1, tbb::this_task_arena::max_concurrency())),
+      tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism));
+  total += threads * uint64_t(p.first.rows) * p.first.cols * 4;  // decode buffers
+  total += 2 * threads * (uint64_t(4) << 20);                      // gzip blocks in flight
+  return total;
+}
+
+// Time points converted together. A 4D series whose whole footprint exceeds
+// the budget streams: its volumes are decoded, processed and compressed
+// (GzipStream) a few at a time, the first chunk holding at least the
+// choice's sample. RGB and gantry-tilted series (whose fill value is the
+// minimum of the whole series) are converted whole.
+struct TimeChunks {
+  int first = 1, rest = 1;
+  bool whole(const SeriesPlan& p) const { return first >= p.nt; }
+};
+
+TimeChunks time_chunks(const SeriesPlan& p, const VoxelOptions& vo, uint64_t budget) {
+  TimeChunks c{p.nt, p.nt};
+  if (p.nt <= 1 || p.tilt_resample || p.out_type == io::NiftiType::RGB24 || estimated_bytes(p, vo, p.nt) <= budget)
+    return c;
+  const uint64_t one = estimated_bytes(p, vo, 1), per_t = estimated_bytes(p, vo, 2) - one;
+  const uint64_t fixed = one - std::min(one, per_t);
+  const uint64_t fit = budget > fixed ? (budget - fixed) / std::max<uint64_t>(1, per_t) : 1;
+  c.rest = int(std::clamp<uint64_t>(fit, 1, uint64_t(p.nt)));
+  c.first = std::max(c.rest, sample_time_points(p));
+  return c;
 }
 
 // Decodes, normalises and writes one planned series. Returns false with a
@@ -142,128 +203,103 @@ void deface_and_reorient(const SeriesPlan& p, PooledArray<U>& data, double slope
 template <class T>
 bool build_and_write(const SeriesPlan& p, const std::vector<io::InputFile>& paths, const fs::path& out_path,
                      const std::string& descrip, const std::string& modality, const VoxelOptions& vo,
-                     kernels::Device device, const io::CompressionSetting& comp, BufferPool& pool, Written& w,
-                     std::string& why) {
+                     kernels::Device device, const io::CompressionSetting& comp, uint64_t budget, BufferPool& pool,
+                     Written& w, std::string& why) {
   const size_t slice_vox = size_t(p.nx) * p.ny;
-  const size_t nslices = size_t(p.nz) * p.nt;
   const io::SliceHeader& h0 = p.first;
   // RGB (8-bit, 3 samples): assembled as 3 planar volumes per time point
   // (channel c of volume t is volume 3t+c), interleaved to RGB24 at the end.
   const int spp = p.out_type == io::NiftiType::RGB24 ? 3 : 1;
-  PooledArray<T> vol(pool, slice_vox * nslices * spp);
+  if constexpr (!std::is_integral_v<T>) {
+    if (p.rescale_to_float) {
+      why = "rescale varying between slices of float pixel data";
+      return false;
+    }
+  }
+  const TimeChunks chunks = time_chunks(p, vo, budget);
 
-  // Sources grouped by file: a mosaic file feeds several slices.
-  std::map<uint32_t, std::vector<const SliceSource*>> by_file;
-  for (const SliceSource& s : p.sources) by_file[s.file].push_back(&s);
-  std::vector<std::pair<uint32_t, std::vector<const SliceSource*>>> jobs(by_file.begin(), by_file.end());
-
-  std::mutex m;
-  std::string first_error;
-  tbb::parallel_for(size_t(0), jobs.size(), [&](size_t j) {
-    const auto& [file, srcs] = jobs[j];
-    // an enhanced multi-frame file is decoded once; sources pick frames (tile)
-    io::SliceHeader expect = h0;
-    const auto nf_it = p.frames_per_file.find(file);
-    expect.number_of_frames = nf_it != p.frames_per_file.end() ? nf_it->second : 1;
-    const size_t frame_px = size_t(h0.rows) * h0.cols * spp;
-    const size_t image_bytes = frame_px * expect.number_of_frames * sizeof(T);
-    const int tiles = p.mosaic_tiles_per_row;
-    // rows stored bottom-up (j = ny-1-r), matching the affine
-    auto place_rows = [&](const T* frame, const SliceSource* s, size_t tile_r0, size_t tile_c0) {
-      T* dst = vol.data() + slice_vox * (s->z + size_t(p.nz) * s->t);
-      for (int r = 0; r < p.ny; ++r) {
-        const T* src = frame + (tile_r0 + r) * h0.cols + tile_c0;
-        std::memcpy(dst + size_t(p.ny - 1 - r) * p.nx, src, sizeof(T) * p.nx);
+  // Decodes the slices of time points [t0, t1) into `vol` (volume t at t - t0).
+  auto decode = [&](int t0, int t1, PooledArray<T>& vol) -> bool {
+    // Sources grouped by file: a mosaic file feeds several slices.
+    std::map<uint32_t, std::vector<const SliceSource*>> by_file;
+    for (const SliceSource& s : p.sources)
+      if (int(s.t) >= t0 && int(s.t) < t1) by_file[s.file].push_back(&s);
+    std::vector<std::pair<uint32_t, std::vector<const SliceSource*>>> jobs(by_file.begin(), by_file.end());
+    std::mutex m;
+    std::string first_error;
+    tbb::parallel_for(size_t(0), jobs.size(), [&](size_t j) {
+      const auto& [file, srcs] = jobs[j];
+      // an enhanced multi-frame file is decoded once; sources pick frames (tile)
+      io::SliceHeader expect = h0;
+      const auto nf_it = p.frames_per_file.find(file);
+      expect.number_of_frames = nf_it != p.frames_per_file.end() ? nf_it->second : 1;
+      const size_t frame_px = size_t(h0.rows) * h0.cols * spp;
+      const size_t image_bytes = frame_px * expect.number_of_frames * sizeof(T);
+      const int tiles = p.mosaic_tiles_per_row;
+      auto slice_at = [&](const SliceSource* s, size_t c) {
+        return vol.data() + slice_vox * (s->z + size_t(p.nz) * ((size_t(s->t) - size_t(t0)) * spp + c));
+      };
+      // rows stored bottom-up (j = ny-1-r), matching the affine
+      auto place_rows = [&](const T* frame, const SliceSource* s, size_t tile_r0, size_t tile_c0) {
+        T* dst = slice_at(s, 0);
+        for (int r = 0; r < p.ny; ++r) {
+          const T* src = frame + (tile_r0 + r) * h0.cols + tile_c0;
+          std::memcpy(dst + size_t(p.ny - 1 - r) * p.nx, src, sizeof(T) * p.nx);
+        }
+      };
+      std::string err;
+      // Native little-endian single-sample images: rows copied straight from
+      // the mapped file into place (one copy, no decode buffer).
+      if (spp == 1 && !tiles) {
+        const io::NativeView nv = io::with_native_pixels(
+            paths[file], expect, image_bytes,
+            [&](std::span<const std::byte> px) {
+              for (const SliceSource* s : srcs)
+                place_rows(reinterpret_cast<const T*>(px.data()) + frame_px * s->tile, s, 0, 0);
+            },
+            err);
+        if (nv == io::NativeView::Applied) return;
+        if (nv == io::NativeView::Failed) {
+          std::lock_guard lk(m);
+          if (first_error.empty()) first_error = err;
+          return;
+        }
       }
-    };
-    std::string err;
-    // Native little-endian single-sample images: rows copied straight from
-    // the mapped file into place (one copy, no decode buffer).
-    if (spp == 1 && !tiles) {
-      const io::NativeView nv = io::with_native_pixels(
-          paths[file], expect, image_bytes,
-          [&](std::span<const std::byte> px) {
-            for (const SliceSource* s : srcs)
-              place_rows(reinterpret_cast<const T*>(px.data()) + frame_px * s->tile, s, 0, 0);
-          },
-          err);
-      if (nv == io::NativeView::Applied) return;
-      if (nv == io::NativeView::Failed) {
+      thread_local std::vector<std::byte> decoded;
+      if (decoded.size() < image_bytes) decoded.resize(image_bytes);
+      const T* img = reinterpret_cast<const T*>(decoded.data());
+      if (!io::decode_pixels(paths[file], expect, std::span<std::byte>(decoded.data(), image_bytes), err)) {
         std::lock_guard lk(m);
         if (first_error.empty()) first_error = err;
         return;
       }
-    }
-    thread_local std::vector<std::byte> decoded;
-    if (decoded.size() < image_bytes) decoded.resize(image_bytes);
-    const T* img = reinterpret_cast<const T*>(decoded.data());
-    if (!io::decode_pixels(paths[file], expect, std::span<std::byte>(decoded.data(), image_bytes), err)) {
-      std::lock_guard lk(m);
-      if (first_error.empty()) first_error = err;
-      return;
-    }
-    for (const SliceSource* s : srcs) {
-      const size_t tile_r0 = tiles ? (s->tile / tiles) * size_t(p.ny) : 0;
-      const size_t tile_c0 = tiles ? (s->tile % tiles) * size_t(p.nx) : 0;
-      const T* frame = img + (tiles ? 0 : frame_px * s->tile);
-      if (spp == 3) {
-        // planar configuration 0: RGBRGB...; 1: RR..GG..BB.. (per frame)
-        const bool planar = h0.planar_configuration == 1;
-        const size_t plane = size_t(h0.rows) * h0.cols;
-        for (int c = 0; c < 3; ++c) {
-          T* dst = vol.data() + slice_vox * (s->z + size_t(p.nz) * (size_t(s->t) * 3 + c));
-          for (int r = 0; r < p.ny; ++r)
-            for (int x = 0; x < p.nx; ++x) {
-              const size_t px = size_t(r) * h0.cols + x;
-              dst[size_t(p.ny - 1 - r) * p.nx + x] = planar ? frame[c * plane + px] : frame[px * 3 + c];
-            }
-        }
-        continue;
-      }
-      place_rows(frame, s, tile_r0, tile_c0);
-    }
-  });
-  if (!first_error.empty()) {
-    why = first_error;
-    return false;
-  }
-
-  if constexpr (std::is_integral_v<T>)
-    kernels::normalize_stored_bits<T>(device, std::span<T>(vol), h0.bits_stored, h0.high_bit,
-                                      h0.pixel_representation == 1);
-
-  // CT gantry tilt: resample each slice onto the orthogonal grid (bilinear,
-  // stored values rounded; outside the slice the volume's minimum).
-  if (p.tilt_resample && spp == 1 && !vol.empty()) {
-    const T fill = *std::min_element(vol.begin(), vol.end());
-    tbb::parallel_for(size_t(0), nslices, [&](size_t sl) {
-      const size_t k = sl % size_t(p.nz);
-      if (k == 0) return;
-      const double di = double(k) * p.tilt_shift[0], dj = double(k) * p.tilt_shift[1];
-      T* slice = vol.data() + slice_vox * sl;
-      const std::vector<T> src(slice, slice + slice_vox);
-      for (int j = 0; j < p.ny; ++j)
-        for (int i = 0; i < p.nx; ++i) {
-          double x = i + di, y = j + dj;
-          if (x < -1e-6 || y < -1e-6 || x > p.nx - 1 + 1e-6 || y > p.ny - 1 + 1e-6) {
-            slice[size_t(j) * p.nx + i] = fill;
-            continue;
+      for (const SliceSource* s : srcs) {
+        const size_t tile_r0 = tiles ? (s->tile / tiles) * size_t(p.ny) : 0;
+        const size_t tile_c0 = tiles ? (s->tile % tiles) * size_t(p.nx) : 0;
+        const T* frame = img + (tiles ? 0 : frame_px * s->tile);
+        if (spp == 3) {
+          // planar configuration 0: RGBRGB...; 1: RR..GG..BB.. (per frame)
+          const bool planar = h0.planar_configuration == 1;
+          const size_t plane = size_t(h0.rows) * h0.cols;
+          for (int c = 0; c < 3; ++c) {
+            T* dst = slice_at(s, size_t(c));
+            for (int r = 0; r < p.ny; ++r)
+              for (int x = 0; x < p.nx; ++x) {
+                const size_t px = size_t(r) * h0.cols + x;
+                dst[size_t(p.ny - 1 - r) * p.nx + x] = planar ? frame[c * plane + px] : frame[px * 3 + c];
+              }
           }
-          x = std::clamp(x, 0.0, double(p.nx - 1));
-          y = std::clamp(y, 0.0, double(p.ny - 1));
-          const int x0 = int(x), y0 = int(y);
-          const int x1 = std::min(x0 + 1, p.nx - 1), y1 = std::min(y0 + 1, p.ny - 1);
-          const double fx = x - x0, fy = y - y0;
-          auto at = [&](int xx, int yy) { return double(src[size_t(yy) * p.nx + xx]); };
-          const double val = (1 - fy) * ((1 - fx) * at(x0, y0) + fx * at(x1, y0)) +
-                             fy * ((1 - fx) * at(x0, y1) + fx * at(x1, y1));
-          if constexpr (std::is_integral_v<T>)
-            slice[size_t(j) * p.nx + i] = static_cast<T>(std::llround(val));
-          else
-            slice[size_t(j) * p.nx + i] = static_cast<T>(val);
+          continue;
         }
+        place_rows(frame, s, tile_r0, tile_c0);
+      }
     });
-  }
+    if (!first_error.empty()) {
+      why = first_error;
+      return false;
+    }
+    return true;
+  };
 
   io::NiftiVolume v;
   v.ndim = p.nt > 1 ? 4 : 3;
@@ -273,62 +309,134 @@ bool build_and_write(const SeriesPlan& p, const std::vector<io::InputFile>& path
   v.datatype = p.out_type;
   v.xyzt_units = 2 | 8;
   v.descrip = descrip;
+  std::optional<kernels::DefaceMask> mask;
 
+  // Time points [t0, t1): decoded and processed into `vol` or `fvol`; returns
+  // their output voxels (empty with `why` set on failure).
+  PooledArray<T> vol;
   PooledArray<float> fvol;
-  if constexpr (!std::is_integral_v<T>) {
-    if (p.rescale_to_float) {
-      why = "rescale varying between slices of float pixel data";
-      return false;
+  auto convert_chunk = [&](int t0, int t1) -> std::span<const std::byte> {
+    const int nt = t1 - t0;
+    vol = PooledArray<T>(pool, slice_vox * size_t(p.nz) * size_t(nt) * spp);
+    if (!decode(t0, t1, vol)) return {};
+    if constexpr (std::is_integral_v<T>)
+      kernels::normalize_stored_bits<T>(device, std::span<T>(vol), h0.bits_stored, h0.high_bit,
+                                        h0.pixel_representation == 1);
+
+    // CT gantry tilt (never chunked): resample each slice onto the orthogonal
+    // grid (bilinear, stored values rounded; outside the slice the volume's
+    // minimum).
+    if (p.tilt_resample && spp == 1 && !vol.empty()) {
+      const size_t nslices = size_t(p.nz) * size_t(nt);
+      const T fill = *std::min_element(vol.begin(), vol.end());
+      tbb::parallel_for(size_t(0), nslices, [&](size_t sl) {
+        const size_t k = sl % size_t(p.nz);
+        if (k == 0) return;
+        const double di = double(k) * p.tilt_shift[0], dj = double(k) * p.tilt_shift[1];
+        T* slice = vol.data() + slice_vox * sl;
+        const std::vector<T> src(slice, slice + slice_vox);
+        for (int j = 0; j < p.ny; ++j)
+          for (int i = 0; i < p.nx; ++i) {
+            double x = i + di, y = j + dj;
+            if (x < -1e-6 || y < -1e-6 || x > p.nx - 1 + 1e-6 || y > p.ny - 1 + 1e-6) {
+              slice[size_t(j) * p.nx + i] = fill;
+              continue;
+            }
+            x = std::clamp(x, 0.0, double(p.nx - 1));
+            y = std::clamp(y, 0.0, double(p.ny - 1));
+            const int x0 = int(x), y0 = int(y);
+            const int x1 = std::min(x0 + 1, p.nx - 1), y1 = std::min(y0 + 1, p.ny - 1);
+            const double fx = x - x0, fy = y - y0;
+            auto at = [&](int xx, int yy) { return double(src[size_t(yy) * p.nx + xx]); };
+            const double val = (1 - fy) * ((1 - fx) * at(x0, y0) + fx * at(x1, y0)) +
+                               fy * ((1 - fx) * at(x0, y1) + fx * at(x1, y1));
+            if constexpr (std::is_integral_v<T>)
+              slice[size_t(j) * p.nx + i] = static_cast<T>(std::llround(val));
+            else
+              slice[size_t(j) * p.nx + i] = static_cast<T>(val);
+          }
+      });
     }
-  }
-  if constexpr (!std::is_integral_v<T>) {
-    // float pixel data: written as float32 with the series' rescale in scl
-    deface_and_reorient<T>(p, vol, p.scl_slope, p.scl_inter, modality, vo, device, pool, w, v);
-    v.voxels = std::as_bytes(std::span<const T>(vol));
-    v.scl_slope = p.scl_slope;
-    v.scl_inter = p.scl_inter;
-  } else if (p.rescale_to_float) {
-    fvol = PooledArray<float>(pool, vol.size());
-    kernels::rescale_to_float<T>(device, std::span<const T>(vol), std::span<float>(fvol), p.slopes, p.inters,
-                                 slice_vox);
-    vol.reset();
-    deface_and_reorient<float>(p, fvol, 1.0, 0.0, modality, vo, device, pool, w, v);
-    v.voxels = std::as_bytes(std::span<const float>(fvol));
-    v.scl_slope = 1;
-    v.scl_inter = 0;
-  } else if (spp == 3) {
-    // RGB: the 3 planar volumes per time point are reoriented like a 4D
-    // series (never defaced), then interleaved into RGB24 voxels.
-    SeriesPlan planar = p;
-    planar.nt = p.nt * 3;
-    VoxelOptions vrgb = vo;
-    vrgb.deface = kernels::DefaceMode::Off;
-    deface_and_reorient<T>(planar, vol, 1.0, 0.0, modality, vrgb, device, pool, w, v);
-    v.dim[3] = p.nt;
-    const size_t per_volume = vol.size() / (size_t(p.nt) * 3);
-    PooledArray<T> rgb(pool, vol.size());
-    for (size_t t = 0; t < size_t(p.nt); ++t)
-      for (size_t c = 0; c < 3; ++c) {
-        const T* src = vol.data() + (t * 3 + c) * per_volume;
-        T* dst = rgb.data() + t * per_volume * 3 + c;
-        for (size_t i = 0; i < per_volume; ++i) dst[i * 3] = src[i];
-      }
-    vol.swap(rgb);
-    v.voxels = std::as_bytes(std::span<const T>(vol));
-    v.scl_slope = 1;
-    v.scl_inter = 0;
-  } else {
-    deface_and_reorient<T>(p, vol, p.scl_slope, p.scl_inter, modality, vo, device, pool, w, v);
-    v.voxels = std::as_bytes(std::span<const T>(vol));
-    v.scl_slope = p.scl_slope;
-    v.scl_inter = p.scl_inter;
-  }
+
+    if constexpr (!std::is_integral_v<T>) {
+      // float pixel data: written as float32 with the series' rescale in scl
+      deface_and_reorient<T>(p, vol, t0, nt, p.scl_slope, p.scl_inter, modality, vo, device, pool, mask, w, v);
+      v.scl_slope = p.scl_slope;
+      v.scl_inter = p.scl_inter;
+      return std::as_bytes(std::span<const T>(vol));
+    } else if (p.rescale_to_float) {
+      fvol = PooledArray<float>(pool, vol.size());
+      const size_t first_slice = size_t(t0) * size_t(p.nz);
+      kernels::rescale_to_float<T>(device, std::span<const T>(vol), std::span<float>(fvol),
+                                   std::span<const double>(p.slopes).subspan(first_slice),
+                                   std::span<const double>(p.inters).subspan(first_slice), slice_vox);
+      vol.reset();
+      deface_and_reorient<float>(p, fvol, t0, nt, 1.0, 0.0, modality, vo, device, pool, mask, w, v);
+      v.scl_slope = 1;
+      v.scl_inter = 0;
+      return std::as_bytes(std::span<const float>(fvol));
+    } else if (spp == 3) {
+      // RGB (never chunked): the 3 planar volumes per time point are
+      // reoriented like a 4D series (never defaced), then interleaved into
+      // RGB24 voxels.
+      SeriesPlan planar = p;
+      planar.nt = p.nt * 3;
+      VoxelOptions vrgb = vo;
+      vrgb.deface = kernels::DefaceMode::Off;
+      deface_and_reorient<T>(planar, vol, 0, planar.nt, 1.0, 0.0, modality, vrgb, device, pool, mask, w, v);
+      v.dim[3] = p.nt;
+      const size_t per_volume = vol.size() / (size_t(p.nt) * 3);
+      PooledArray<T> rgb(pool, vol.size());
+      for (size_t t = 0; t < size_t(p.nt); ++t)
+        for (size_t c = 0; c < 3; ++c) {
+          const T* src = vol.data() + (t * 3 + c) * per_volume;
+          T* dst = rgb.data() + t * per_volume * 3 + c;
+          for (size_t i = 0; i < per_volume; ++i) dst[i * 3] = src[i];
+        }
+      vol.swap(rgb);
+      v.scl_slope = 1;
+      v.scl_inter = 0;
+      return std::as_bytes(std::span<const T>(vol));
+    } else {
+      deface_and_reorient<T>(p, vol, t0, nt, p.scl_slope, p.scl_inter, modality, vo, device, pool, mask, w, v);
+      v.scl_slope = p.scl_slope;
+      v.scl_inter = p.scl_inter;
+      return std::as_bytes(std::span<const T>(vol));
+    }
+  };
+
   try {
+    const int first_t1 = std::min(p.nt, chunks.first);
+    std::span<const std::byte> out = convert_chunk(0, first_t1);
+    if (out.empty() && !why.empty()) return false;
+    // the choice: from the first volumes (see kChoiceSampleBytes), for the
+    // whole series; the sample is spread over the rows of the slices
+    const uint64_t per_volume = output_bytes_per_volume(p);
+    const uint64_t total = per_volume * uint64_t(p.nt);
+    const size_t sample = size_t(std::min<uint64_t>(out.size(), per_volume * uint64_t(sample_time_points(p))));
+    const size_t slice_bytes = size_t(v.dim[0]) * size_t(v.dim[1]) * size_t(io::nifti_bytes_per_voxel(v.datatype));
     io::NiftiGzOptions o;
-    o.compression = comp;
+    o.compression.fixed = io::resolve_compression(comp, out.first(sample), 0, slice_bytes, total);
     o.threads = 0;  // the caller's oneTBB arena: blocks of this volume on every free core
     w.file = std::make_shared<io::AtomicFile>(out_path);
-    const io::NiftiGzResult res = io::write_nifti_gz_into(*w.file, out_path, v, o);
+    io::NiftiGzResult res;
+    if (chunks.whole(p)) {
+      v.voxels = out;
+      res = io::write_nifti_gz_into(*w.file, out_path, v, o);
+    } else {
+      // the same bytes as a whole conversion, a chunk of time points at a time
+      io::NiftiGzStreamWriter writer(*w.file, out_path, v, *o.compression.fixed, o.threads);
+      writer.append(out);
+      for (int t0 = first_t1; t0 < p.nt; t0 += chunks.rest) {
+        out = convert_chunk(t0, std::min(p.nt, t0 + chunks.rest));
+        if (out.empty() && !why.empty()) {
+          w.file.reset();  // removes the temporary file
+          return false;
+        }
+        writer.append(out);
+      }
+      res = writer.finish();
+    }
     w.bytes = res.bytes;
     w.nifti_bytes = res.bytes;
     w.nifti_digest = res.digest;
@@ -440,24 +548,6 @@ std::string fingerprint(const SeriesPlan& p, const std::vector<io::InputFile>& f
          std::to_string(ec ? 0 : t.time_since_epoch().count());
   }
   return sha256_hex(f);
-}
-
-// Peak bytes one series holds while it is converted: the stored volume, a
-// float copy, a reoriented copy, defacing masks, decode buffers and
-// compressed blocks in flight.
-uint64_t estimated_bytes(const SeriesPlan& p, const VoxelOptions& vo) {
-  const uint64_t vox = uint64_t(p.nx) * p.ny * p.nz * p.nt;
-  const uint64_t stored = vox * (p.first.bits_allocated / 8);
-  uint64_t out = p.rescale_to_float ? vox * 4 : stored;
-  uint64_t total = stored + (p.rescale_to_float ? out : 0);
-  if (vo.orient != kernels::Orient::Native) total += out;
-  if (vo.deface != kernels::DefaceMode::Off) total += uint64_t(p.nx) * p.ny * p.nz * 2;
-  const uint64_t threads = std::min<uint64_t>(
-      uint64_t(std::max(1, tbb::this_task_arena::max_concurrency())),
-      tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism));
-  total += threads * uint64_t(p.first.rows) * p.first.cols * 4;  // decode buffers
-  total += 2 * threads * (uint64_t(4) << 20);                      // gzip blocks in flight
-  return total;
 }
 
 // Default budget: half of the physical memory.
@@ -890,20 +980,20 @@ ConvertSummary convert(const ConvertOptions& opt) {
     const auto& files = scan.files;
     switch (p.first.bits_allocated) {
       case 8:
-        ok = sign ? build_and_write<int8_t>(p, files, out_path, descrip, mod, vo, device, lvl, pool, *w, why)
-                  : build_and_write<uint8_t>(p, files, out_path, descrip, mod, vo, device, lvl, pool, *w, why);
+        ok = sign ? build_and_write<int8_t>(p, files, out_path, descrip, mod, vo, device, lvl, budget, pool, *w, why)
+                  : build_and_write<uint8_t>(p, files, out_path, descrip, mod, vo, device, lvl, budget, pool, *w, why);
         break;
       case 16:
-        ok = sign ? build_and_write<int16_t>(p, files, out_path, descrip, mod, vo, device, lvl, pool, *w, why)
-                  : build_and_write<uint16_t>(p, files, out_path, descrip, mod, vo, device, lvl, pool, *w, why);
+        ok = sign ? build_and_write<int16_t>(p, files, out_path, descrip, mod, vo, device, lvl, budget, pool, *w, why)
+                  : build_and_write<uint16_t>(p, files, out_path, descrip, mod, vo, device, lvl, budget, pool, *w, why);
         break;
       case 32:
         if (p.first.float_pixels == 32) {
-          ok = build_and_write<float>(p, files, out_path, descrip, mod, vo, device, lvl, pool, *w, why);
+          ok = build_and_write<float>(p, files, out_path, descrip, mod, vo, device, lvl, budget, pool, *w, why);
           break;
         }
-        ok = sign ? build_and_write<int32_t>(p, files, out_path, descrip, mod, vo, device, lvl, pool, *w, why)
-                  : build_and_write<uint32_t>(p, files, out_path, descrip, mod, vo, device, lvl, pool, *w, why);
+        ok = sign ? build_and_write<int32_t>(p, files, out_path, descrip, mod, vo, device, lvl, budget, pool, *w, why)
+                  : build_and_write<uint32_t>(p, files, out_path, descrip, mod, vo, device, lvl, budget, pool, *w, why);
         break;
       default: why = "unsupported bits allocated";
     }
@@ -928,7 +1018,9 @@ ConvertSummary convert(const ConvertOptions& opt) {
   for (size_t i = 0; i < ns; ++i)
     if (selected[i]) {
       order.push_back(i);
-      need[i] = std::min(estimated_bytes(plan.series[i], voxel_options), budget);
+      need[i] = std::min(
+          estimated_bytes(plan.series[i], voxel_options, time_chunks(plan.series[i], voxel_options, budget).first),
+          budget);
     }
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return need[a] > need[b]; });
   if (concurrency <= 1) {

@@ -229,6 +229,43 @@ TEST(ParallelGzip, PartsAreJoinedWhereverBlocksFall) {
   EXPECT_TRUE(decodes_to(gzip_compress_parallel({}, {Choice::Libdeflate, 1}, 2), Bytes{}));
 }
 
+TEST(ParallelGzip, StreamGivesTheOneShotBytesWhateverThePieces) {
+  // GzipStream (input piece by piece: a 4D series a few time points at a
+  // time) must write exactly gzip_compress_parallel's member.
+  uint64_t rs = 77;
+  for (size_t n : {size_t{0}, size_t{1}, size_t{5000}, size_t{65536}, size_t{300001}, size_t{(3 << 20) + 17}}) {
+    const Bytes data = mixed_bytes(n, n + 9);
+    for (const Choice ch : {Choice{Choice::IsaL, 1}, Choice{Choice::IsaL, 3, 32 << 10}, Choice{Choice::Libdeflate, 6}}) {
+      for (size_t block : {size_t{4096}, size_t{65536}, size_t{0}}) {
+        const auto want = gz_of(data, ch, 1, block);
+        for (int threads : {1, 3}) {
+          // pieces: one, then random sizes from 1 byte to ~1.5 blocks
+          for (int mode = 0; mode < 2; ++mode) {
+            std::vector<uint8_t> got;
+            GzipStream gs(ch, threads, block, [&](std::span<const uint8_t> b) { got.insert(got.end(), b.begin(), b.end()); });
+            size_t at = 0;
+            while (at < n) {
+              const size_t step = mode == 0 ? n : 1 + next_rand(rs) % (block == 0 ? 800000 : block * 3 / 2);
+              const size_t len = std::min(step, n - at);
+              gs.append(std::span<const std::byte>(data.data() + at, len));
+              at += len;
+            }
+            EXPECT_EQ(gs.input_bytes(), n);
+            const uint64_t total = gs.finish();
+            EXPECT_EQ(total, got.size());
+            ASSERT_EQ(got, want) << to_string(ch) << " n=" << n << " block=" << block << " threads=" << threads
+                                 << " mode=" << mode;
+          }
+        }
+      }
+    }
+  }
+  GzipStream gs({Choice::IsaL, 1}, 1, 0, [](std::span<const uint8_t>) {});
+  gs.finish();
+  EXPECT_THROW(gs.append(Bytes(3)), std::logic_error);
+  EXPECT_THROW(gs.finish(), std::logic_error);
+}
+
 TEST(ParallelGzip, IncompressibleAndConstantData) {
   // Noise makes libdeflate emit stored blocks; zeros give long matches and
   // tiny fixed/dynamic blocks: the block walker must handle every kind.
