@@ -8,6 +8,7 @@
 #include <gdcmAttribute.h>
 #include <gdcmDataSet.h>
 #include <gdcmReader.h>
+#include <gdcmSequenceOfItems.h>
 #include <gdcmTrace.h>
 
 #include <algorithm>
@@ -390,6 +391,18 @@ std::vector<double> parse_numbers(const std::string& s) {
     i = j + 1;
   }
   return out;
+}
+
+const gdcm::DataSet* first_item(const gdcm::DataSet* ds, const gdcm::Tag& t) {
+  if (!ds || !ds->FindDataElement(t)) return nullptr;
+  gdcm::SmartPointer<gdcm::SequenceOfItems> sq = ds->GetDataElement(t).GetValueAsSQ();
+  if (!sq || sq->GetNumberOfItems() < 1) return nullptr;
+  return &sq->GetItem(1).GetNestedDataSet();
+}
+
+const gdcm::DataSet* functional_group(const gdcm::DataSet& ds, const gdcm::Tag& t) {
+  if (const gdcm::DataSet* d = first_item(first_item(&ds, gdcm::Tag(0x5200, 0x9229)), t)) return d;
+  return first_item(first_item(&ds, gdcm::Tag(0x5200, 0x9230)), t);
 }
 
 namespace {

@@ -3,6 +3,7 @@
 #include <gdcmReader.h>
 
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 
 #include "io/gdcm_text.h"
@@ -104,6 +105,29 @@ SeriesMeta read_meta(const InputFile& in) {
   m.kvp = number(ds, 0x0018, 0x0060);
   m.percent_phase_fov = number(ds, 0x0018, 0x0094);
   m.parallel_reduction = number(ds, 0x0018, 0x9069);
+  // Multi-frame (enhanced) objects hold the physics in functional groups
+  // (PS3.3 C.8.13.5): those win over top-level values, which that IOD lacks.
+  if (ds.FindDataElement(gdcm::Tag(0x5200, 0x9229)) || ds.FindDataElement(gdcm::Tag(0x5200, 0x9230))) {
+    auto take = [&](std::optional<double>& into, uint16_t sg, uint16_t se, uint16_t g, uint16_t e) {
+      if (const gdcm::DataSet* d = functional_group(ds, gdcm::Tag(sg, se)))
+        if (auto v = number(*d, g, e)) into = v;
+    };
+    take(m.repetition_time, 0x0018, 0x9112, 0x0018, 0x0080);
+    take(m.flip_angle, 0x0018, 0x9112, 0x0018, 0x1314);
+    take(m.slice_thickness, 0x0028, 0x9110, 0x0018, 0x0050);
+    take(m.spacing_between_slices, 0x0028, 0x9110, 0x0018, 0x0088);
+    // EffectiveEchoTime (0018,9082, FD: binary) only when shared by every
+    // frame: per-frame echoes are split into series of their own.
+    if (const gdcm::DataSet* d = first_item(first_item(&ds, gdcm::Tag(0x5200, 0x9229)), gdcm::Tag(0x0018, 0x9114))) {
+      const gdcm::Tag te(0x0018, 0x9082);
+      if (d->FindDataElement(te))
+        if (const gdcm::ByteValue* bv = d->GetDataElement(te).GetByteValue(); bv && bv->GetLength() == 8) {
+          double v;
+          std::memcpy(&v, bv->GetPointer(), 8);
+          if (std::isfinite(v) && v >= 0) m.echo_time = v;
+        }
+    }
+  }
   m.series_number = integer(ds, 0x0020, 0x0011);
   m.acquisition_number = integer(ds, 0x0020, 0x0012);
   m.echo_number = integer(ds, 0x0018, 0x0086);

@@ -15,14 +15,6 @@ namespace rapidnii::io {
 
 namespace {
 
-// Nested data set of the first item of sequence `t` in `ds`, or null.
-const gdcm::DataSet* first_item(const gdcm::DataSet* ds, const gdcm::Tag& t) {
-  if (!ds || !ds->FindDataElement(t)) return nullptr;
-  gdcm::SmartPointer<gdcm::SequenceOfItems> sq = ds->GetDataElement(t).GetValueAsSQ();
-  if (!sq || sq->GetNumberOfItems() < 1) return nullptr;
-  return &sq->GetItem(1).GetNestedDataSet();
-}
-
 // Text numbers (DS/IS); empty when absent or unparsable.
 std::vector<double> text_numbers(const gdcm::DataSet* ds, const gdcm::Tag& t) {
   if (!ds) return {};
@@ -91,6 +83,10 @@ bool read_enhanced_frames(const gdcm::DataSet& ds, SliceHeader& h, std::string& 
     return false;
   }
   const gdcm::DataSet* shared = first_item(&ds, shared_tag);
+  // Enhanced MR keeps TR in the MR Timing and Related Parameters group
+  // (C.8.13.5.2); a top-level RepetitionTime is not part of that IOD.
+  auto tr = text_numbers(functional_group(ds, gdcm::Tag(0x0018, 0x9112)), gdcm::Tag(0x0018, 0x0080));
+  if (tr.size() == 1 && tr[0] > 0) h.repetition_time = tr[0];
   auto frames = std::make_shared<std::vector<FrameInfo>>(n);
   std::vector<std::vector<double>> dim_index(n);
   std::map<std::string, int32_t> stacks;

@@ -96,7 +96,8 @@ FinalGeometry final_geometry(const SeriesPlan& p, kernels::Orient orient) {
   FinalGeometry g;
   g.dims = {p.nx, p.ny, p.nz};
   g.affine = p.affine;
-  g.plan = kernels::plan_reorient(p.affine, g.dims, orient);
+  // no scanner position: no world frame to orient to (written with code 0)
+  g.plan = kernels::plan_reorient(p.affine, g.dims, p.position_unknown ? kernels::Orient::Native : orient);
   if (!g.plan.identity()) {
     g.affine = g.plan.out_affine;
     g.dims = g.plan.out_dims;
@@ -306,6 +307,7 @@ bool build_and_write(const SeriesPlan& p, const std::vector<io::InputFile>& path
   v.dim = {p.nx, p.ny, p.nz, p.nt, 1, 1, 1};
   v.pixdim = {1, 1, 1, p.tr_seconds > 0 ? p.tr_seconds : 1.0, 1, 1, 1};
   v.affine = p.affine;
+  if (p.position_unknown) v.qform_code = v.sform_code = 0;  // NIFTI_XFORM_UNKNOWN
   v.datatype = p.out_type;
   v.xyzt_units = 2 | 8;
   v.descrip = descrip;
@@ -882,7 +884,9 @@ ConvertSummary convert(const ConvertOptions& opt) {
         std::set<uint32_t> files;
         for (const auto& s : p.sources) files.insert(s.file);
         for (uint32_t f : files) inputs.push_back(scan.files[f].describe());
-        report["outputs"].push_back({{"output", rel}, {"inputs", inputs}});
+        nlohmann::json entry = {{"output", rel}, {"inputs", inputs}};
+        if (!p.warnings.empty()) entry["warnings"] = p.warnings;
+        report["outputs"].push_back(std::move(entry));
       } else {
         sum.series_failed[why]++;
         std::vector<uint32_t> files;

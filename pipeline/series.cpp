@@ -90,6 +90,57 @@ io::NiftiType stored_type(const io::SliceHeader& h) {
   }
 }
 
+// Positions of single-frame slices. Every slice with ImagePositionPatient
+// keeps it. When none has one, slices are stacked by InstanceNumber at the
+// slice thickness and the geometry is marked unknown. When only some lack
+// it, they are placed from their InstanceNumber only if the slices with a
+// position lie exactly on one line in InstanceNumber (pos = a + b*n, to
+// 0.01 mm); otherwise the series fails rather than guess.
+bool place_slices(const std::vector<io::SliceHeader>& headers, const std::vector<uint32_t>& files, const Vec3& normal,
+                  std::vector<Vec3>& pos, SeriesPlan& p, std::string& why) {
+  size_t missing = 0;
+  const io::SliceHeader* lo = nullptr;  // positioned slices with the lowest / highest InstanceNumber
+  const io::SliceHeader* hi = nullptr;
+  for (size_t i = 0; i < files.size(); ++i) {
+    const io::SliceHeader& h = headers[files[i]];
+    pos[i] = h.ipp;
+    if (!h.has_position) {
+      ++missing;
+      continue;
+    }
+    if (!lo || h.instance_number < lo->instance_number) lo = &h;
+    if (!hi || h.instance_number > hi->instance_number) hi = &h;
+  }
+  if (missing == 0) return true;
+  if (missing == files.size()) {
+    const double th = headers[files.front()].slice_thickness > 0 ? headers[files.front()].slice_thickness : 1.0;
+    for (size_t i = 0; i < files.size(); ++i) pos[i] = scale(normal, th * headers[files[i]].instance_number);
+    p.position_unknown = true;
+    p.warnings.push_back("no image position: slices stacked by InstanceNumber, position unknown (qform/sform code 0, native voxel order)");
+    return true;
+  }
+  const auto fail = [&] {
+    why = std::to_string(missing) + " of " + std::to_string(files.size()) +
+          " images have no ImagePositionPatient and cannot be placed from their InstanceNumber";
+    return false;
+  };
+  if (lo->instance_number == hi->instance_number) return fail();
+  const double span = double(hi->instance_number) - double(lo->instance_number);
+  const Vec3 step = scale(add(hi->ipp, scale(lo->ipp, -1)), 1.0 / span);
+  const auto line = [&](int32_t n) { return add(lo->ipp, scale(step, double(n) - double(lo->instance_number))); };
+  if (!(std::sqrt(dot(step, step)) > 1e-3)) return fail();
+  for (uint32_t f : files) {
+    const io::SliceHeader& h = headers[f];
+    if (!h.has_position) continue;
+    const Vec3 d = add(line(h.instance_number), scale(h.ipp, -1));
+    if (std::sqrt(dot(d, d)) > 0.01) return fail();
+  }
+  for (size_t i = 0; i < files.size(); ++i)
+    if (!headers[files[i]].has_position) pos[i] = line(headers[files[i]].instance_number);
+  p.warnings.push_back("images without ImagePositionPatient placed from their InstanceNumber");
+  return true;
+}
+
 struct VirtualSlice {
   uint32_t file;
   uint32_t tile;
@@ -136,15 +187,9 @@ bool plan_group(const std::vector<io::SliceHeader>& headers, const std::vector<u
   } else {
     p.nx = h0.cols;
     p.ny = h0.rows;
-    for (uint32_t f : files) {
-      const io::SliceHeader& h = headers[f];
-      Vec3 pos = h.ipp;
-      if (!h.has_position) {
-        const double th = h.slice_thickness > 0 ? h.slice_thickness : 1.0;
-        pos = scale(normal, th * h.instance_number);
-      }
-      vs.push_back({f, 0, pos, dot(pos, normal)});
-    }
+    std::vector<Vec3> pos(files.size());
+    if (!place_slices(headers, files, normal, pos, p, why)) return false;
+    for (size_t i = 0; i < files.size(); ++i) vs.push_back({files[i], 0, pos[i], dot(pos[i], normal)});
   }
 
   // Sort by position along the normal, then by time.
@@ -163,7 +208,7 @@ bool plan_group(const std::vector<io::SliceHeader>& headers, const std::vector<u
   for (size_t k = 0; k < nz; ++k) {
     const size_t end = k + 1 < nz ? starts[k + 1] : vs.size();
     if (end - starts[k] != nt) {
-      why = "missing slices: positions hold unequal numbers of images";
+      why = "missing slices or extra images: positions hold unequal numbers of images";
       return false;
     }
   }

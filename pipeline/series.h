@@ -50,6 +50,9 @@ struct SeriesPlan {
   // the frame index in `tile`); files absent here hold one frame.
   std::map<uint32_t, int32_t> frames_per_file;
   bool gantry_tilt = false;  // slice vector not along the normal
+  // No image of the series has ImagePositionPatient: slices stacked by
+  // InstanceNumber, and the NIfTI says so (qform/sform code 0, unknown).
+  bool position_unknown = false;
   // CT gantry tilt corrected: output slice k (of every volume) samples its
   // input slice at voxel (i + k*tilt_shift[0], j + k*tilt_shift[1])
   // (bilinear; outside the slice: the volume's minimum); the affine is

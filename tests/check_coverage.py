@@ -4,12 +4,14 @@ reproduced by one output (compare_nifti's test: closest canonical, affine
 within 1e-3 mm, values within 1e-4 relative); where the reference has
 .bval/.bvec, the output's must agree (b-values within 1e-3, vectors within
 1e-3 once both are brought to the canonical voxel frame); where it has
-.dtype, the output's NIfTI datatype must be that; outputs of references
-without .bval must have none.
+.dtype, the output's NIfTI datatype must be that; where it has .tr, the
+output's pixdim[4] and sidecar RepetitionTime (s); where it has .xform, its
+qform_code and sform_code; outputs of references without .bval must have none.
 
 Usage: check_coverage.py OUT_DIR REF_DIR [--expect N]
 """
 import glob
+import json
 import os
 import sys
 
@@ -60,6 +62,19 @@ def main():
                 got = "rgb24" if nib.load(hit).header["datatype"] == 128 else got
             if got != want:
                 print("FAIL %s: datatype %s, expected %s" % (name, got, want))
+                good = False
+        if os.path.exists(stem + ".tr"):
+            want = float(open(stem + ".tr").read())
+            got = float(nib.load(hit).header["pixdim"][4])
+            side = json.load(open(ostem + ".json")).get("RepetitionTime")
+            if abs(got - want) > 1e-6 or side is None or abs(side - want) > 1e-6:
+                print("FAIL %s: TR pixdim[4] %g, sidecar %s, expected %g" % (name, got, side, want))
+                good = False
+        if os.path.exists(stem + ".xform"):
+            want = int(open(stem + ".xform").read())
+            h = nib.load(hit).header
+            if int(h["qform_code"]) != want or int(h["sform_code"]) != want:
+                print("FAIL %s: qform/sform code %d/%d, expected %d" % (name, h["qform_code"], h["sform_code"], want))
                 good = False
         if os.path.exists(stem + ".bval"):
             if not os.path.exists(ostem + ".bval") or not os.path.exists(ostem + ".bvec"):

@@ -18,6 +18,16 @@ for orient in native RAS LPS; do
   [ "$rc" = 0 ] || { echo "FAIL: exit code $rc ($orient)"; fail=1; }
   "$PY" "$here/check_coverage.py" "$WORK/out-$orient" "$WORK/ref" --expect "$nref" || fail=1
 done
+# no position at all: code 0, native order whatever --orient asks
+"$PY" "$here/gen_coverage_dicom.py" "$WORK/in-nopos" "$WORK/ref-nopos" --no-position || { echo "FAIL: generator (no position)"; exit 1; }
+for orient in native RAS; do
+  "$RAPIDNII" convert "$WORK/in-nopos" "$WORK/out-nopos-$orient" --orient "$orient" > "$WORK/log-nopos-$orient" 2>&1
+  rc=$?
+  cat "$WORK/log-nopos-$orient"
+  [ "$rc" = 0 ] || { echo "FAIL: exit code $rc (no position, $orient)"; fail=1; }
+  "$PY" "$here/check_coverage.py" "$WORK/out-nopos-$orient" "$WORK/ref-nopos" --expect 1 || fail=1
+  grep -qF "position unknown" "$WORK/log-nopos-$orient" || { echo "FAIL: unknown position not reported"; fail=1; }
+done
 grep -qF "gantry tilt corrected" "$WORK/log-native" || { echo "FAIL: gantry tilt correction not reported"; fail=1; }
 # de-identification: the gradient tables hold numbers only
 if grep -lvE '^[-0-9.e ]*$' $(find "$WORK/out-native" -name '*.bval' -o -name '*.bvec') 2>/dev/null | grep -q .; then

@@ -2,7 +2,7 @@
 them, what a correct converter must produce, computed here from first
 principles (DICOM PS3.3 C.7.6.2.1.1; FSL's bvec convention).
 
-Usage: gen_coverage_dicom.py IN_DIR REF_DIR
+Usage: gen_coverage_dicom.py IN_DIR REF_DIR [--no-position]
 
 Each reference is REF_DIR/<name>.nii (voxel i along the row direction, j
 along the column direction, k along the slice normal, physical values),
@@ -27,6 +27,10 @@ and <name>.dtype (the NIfTI datatype expected). Series:
   enh_ct:       Enhanced CT, descending frames, shared rescale: int16
   rgb_interleaved / rgb_planar: 8-bit RGB, planar configuration 0 and 1,
                 written as RGB24 (reference: x, y, z, channel)
+  no_position (only, with --no-position: kept apart because it is never
+                reoriented): no ImagePositionPatient at all, qform/sform code 0
+A reference may have <name>.tr (pixdim[4] and the sidecar's RepetitionTime,
+seconds) and <name>.xform (the qform_code and sform_code expected).
 Run with Debian's /usr/bin/python3 (pydicom, nibabel, numpy).
 """
 import os
@@ -276,6 +280,31 @@ def ct_tilt(in_dir, ref_dir):
              ref_affine(row, col, np.array([0, 0, step[2]]), origin, spacing))
 
 
+def no_position(in_dir, ref_dir):
+    """No ImagePositionPatient in any slice: stacked by InstanceNumber (files
+    shuffled), written with qform/sform code 0 in the native voxel order
+    (columns, rows bottom-up, instances), so a reader's affine is the one
+    from pixdim alone."""
+    row, col = np.array([0.0, 1, 0]), np.array([0, 0, -1.0])  # sagittal
+    spacing = (1.25, 0.75)
+    nr, nc, nz = 6, 5, 4
+    suid = new_uid()
+    data = rng.integers(-500, 2000, size=(nz, nr, nc))
+    dsets = []
+    for k in range(nz):
+        ds = base(ExplicitVRLittleEndian, suid, 9, k + 1)
+        put_slice(ds, row, col, np.zeros(3), spacing, data[k])
+        del ds.ImagePositionPatient
+        dsets.append(ds)
+    write_all(in_dir, "no_position", dsets)
+    stored = np.transpose(data[:, ::-1, :], (2, 1, 0))  # (column, row from the bottom, instance)
+    hdr = nib.Nifti1Header()
+    hdr.set_data_shape(stored.shape)
+    hdr.set_zooms((spacing[1], spacing[0], 3.0))
+    save_ref(ref_dir, "no_position", stored, hdr.get_base_affine())
+    open(os.path.join(ref_dir, "no_position.xform"), "w").write("0\n")
+
+
 def seq_item(**kw):
     it = Dataset()
     for k, v in kw.items():
@@ -363,10 +392,14 @@ def enhanced(in_dir, ref_dir):
                                    temporal=t + 1, dim=[e + 1, t + 1, k + 1], instack=k + 1))
                 expect[e, t, k] = px * slope + inter
     random.shuffle(frames)
-    enhanced_mr(os.path.join(in_dir, "enhanced", "multiecho"), row, col, spacing, frames, nr, nc)
+    # TR lives in the MR Timing and Related Parameters group (C.8.13.5.2);
+    # the top-level 2500 the generator also writes must not win
+    timing = {"MRTimingAndRelatedParametersSequence": [seq_item(RepetitionTime="1800", FlipAngle="12")]}
+    enhanced_mr(os.path.join(in_dir, "enhanced", "multiecho"), row, col, spacing, frames, nr, nc, extra_shared=timing)
     aff = ref_affine(row, col, normal * 3.5, origin, spacing)
     for e in range(2):
         save_ref(ref_dir, "enh_echo%d" % (e + 1), np.transpose(expect[e], (3, 2, 1, 0)), aff, dtype="float32")
+        open(os.path.join(ref_dir, "enh_echo%d.tr" % (e + 1)), "w").write("1.8\n")
 
     # DWI: 4 volumes x 3 slices, frames stored slice-major; order from DimensionIndexValues
     bvals = [0, 1000, 1000, 2000]
@@ -437,6 +470,9 @@ def main():
     in_dir, ref_dir = sys.argv[1], sys.argv[2]
     os.makedirs(in_dir, exist_ok=True)
     os.makedirs(ref_dir, exist_ok=True)
+    if "--no-position" in sys.argv:
+        no_position(in_dir, ref_dir)
+        return
     dwi_std(in_dir, ref_dir)
     dwi_philips(in_dir, ref_dir)
     complex_parts(in_dir, ref_dir)

@@ -231,7 +231,54 @@ TEST(Grouping, MissingSliceInA4DSeriesFailsWithAReason) {
   auto plan = plan_series(hs, all(hs.size()));
   EXPECT_TRUE(plan.series.empty());
   ASSERT_EQ(plan.failures.size(), 1u);
-  EXPECT_NE(plan.failures[0].reason.find("missing slices"), std::string::npos);
+  EXPECT_NE(plan.failures[0].reason.find("unequal numbers of images"), std::string::npos);
+}
+
+TEST(Geometry, ImagesWithoutPositionArePlacedFromInstanceNumberOnlyOnALine) {
+  const Vec3 n = rapidnii::pipeline::slice_normal(oblique());
+  // spatial order = instance order (stack() numbers instances by list order)
+  auto hs = stack(oblique(), {3, -7, 11}, 2.5, {0, 1, 2, 3, 4, 5});
+  const auto reference = plan_series(hs, all(hs.size()));
+  ASSERT_EQ(reference.series.size(), 1u);
+  hs[3].has_position = false;
+  hs[3].ipp = {0, 0, 0};
+  std::swap(hs[1], hs[3]);  // file order does not matter
+  auto plan = plan_series(hs, all(hs.size()));
+  ASSERT_EQ(plan.series.size(), 1u);
+  const auto& p = plan.series[0];
+  EXPECT_FALSE(p.position_unknown);
+  EXPECT_EQ(p.nz, 6);
+  for (int r = 0; r < 3; ++r)
+    for (int c = 0; c < 4; ++c) EXPECT_NEAR(p.affine[r][c], reference.series[0].affine[r][c], 1e-9);
+  // the file without a position is slice 3 of the stack
+  for (const auto& s : p.sources)
+    if (!hs[s.file].has_position) EXPECT_EQ(s.z, 3u);
+  EXPECT_NE(std::find(p.warnings.begin(), p.warnings.end(),
+                      "images without ImagePositionPatient placed from their InstanceNumber"),
+            p.warnings.end());
+
+  // positions not on one line in InstanceNumber: the series fails, nothing is guessed
+  auto bent = stack(oblique(), {3, -7, 11}, 2.5, {0, 1, 2, 3, 4, 5});
+  for (int a = 0; a < 3; ++a) bent[5].ipp[a] += n[a] * 1.0;  // last gap 3.5 mm
+  bent[2].has_position = false;
+  plan = plan_series(bent, all(bent.size()));
+  EXPECT_TRUE(plan.series.empty());
+  ASSERT_EQ(plan.failures.size(), 1u);
+  EXPECT_NE(plan.failures[0].reason.find("1 of 6 images have no ImagePositionPatient"), std::string::npos);
+}
+
+TEST(Geometry, NoPositionAtAllIsMarkedUnknown) {
+  auto hs = stack(kAxial, {0, 0, 0}, 2, {0, 1, 2, 3});
+  for (auto& h : hs) h.has_position = false;
+  std::reverse(hs.begin(), hs.end());
+  auto plan = plan_series(hs, all(hs.size()));
+  ASSERT_EQ(plan.series.size(), 1u);
+  const auto& p = plan.series[0];
+  EXPECT_TRUE(p.position_unknown);
+  EXPECT_EQ(p.nz, 4);
+  for (const auto& s : p.sources) EXPECT_EQ(s.z, uint32_t(hs[s.file].instance_number - 1));
+  ASSERT_FALSE(p.warnings.empty());
+  EXPECT_NE(p.warnings[0].find("position unknown"), std::string::npos);
 }
 
 TEST(Grouping, UnevenSpacingIsReported) {
