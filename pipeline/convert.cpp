@@ -826,7 +826,9 @@ ConvertSummary convert(const ConvertOptions& opt) {
       c.task = "unknown";
       it.task = c.task;
     }
-    if (c.bids.suffix == "bold" && echoes_of_series[p.first.series_uid].size() > 1)
+    // echo-<n> for the echoes of one series: BOLD, and outside BIDS (other/);
+    // anat suffixes such as T1w take no echo entity (they get run-<k>)
+    if ((c.bids.suffix == "bold" || c.bids.datatype == "other") && echoes_of_series[p.first.series_uid].size() > 1)
       it.echo = std::max(1, p.first.echo_number);
     it.order = p.first.series_number;
     it.split = p.split_index;

@@ -16,7 +16,13 @@ for orient in native RAS LPS; do
   rc=$?
   cat "$WORK/log-$orient"
   [ "$rc" = 0 ] || { echo "FAIL: exit code $rc ($orient)"; fail=1; }
-  "$PY" "$here/check_coverage.py" "$WORK/out-$orient" "$WORK/ref" --expect "$nref" || fail=1
+  "$PY" "$here/check_coverage.py" "$WORK/out-$orient" "$WORK/ref" --expect "$nref" > "$WORK/check-$orient" 2>&1 || fail=1
+  cat "$WORK/check-$orient"
+done
+# the two echoes of one series are told apart by echo-<n>, not run-<k>
+for e in 1 2; do
+  grep -qE "^MATCH enh_echo$e.nii <- .*_echo-${e}_mr.nii.gz$" "$WORK/check-native" \
+    || { echo "FAIL: echo $e of the enhanced series is not named echo-$e"; fail=1; }
 done
 # no position at all: code 0, native order whatever --orient asks
 "$PY" "$here/gen_coverage_dicom.py" "$WORK/in-nopos" "$WORK/ref-nopos" --no-position || { echo "FAIL: generator (no position)"; exit 1; }
