@@ -74,6 +74,7 @@ bool read_enhanced_frames(const gdcm::DataSet& ds, SliceHeader& h, std::string& 
   const int32_t n = h.number_of_frames;
   const gdcm::Tag per_frame_tag(0x5200, 0x9230), shared_tag(0x5200, 0x9229);
   if (!ds.FindDataElement(per_frame_tag)) {
+    if (!ds.FindDataElement(shared_tag)) return read_legacy_frames(ds, h, why);
     why = "multi-frame object without per-frame functional groups";
     return false;
   }
@@ -178,6 +179,143 @@ bool read_enhanced_frames(const gdcm::DataSet& ds, SliceHeader& h, std::string& 
   std::iota(idx.begin(), idx.end(), 0);
   std::stable_sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return dim_index[a] < dim_index[b]; });
   for (int32_t r = 0; r < n; ++r) (*frames)[idx[r]].order = r + 1;
+  h.frames = std::move(frames);
+  return true;
+}
+
+namespace {
+
+// The tags Frame Increment Pointer (0028,0009) names (AT, little endian).
+std::vector<gdcm::Tag> frame_pointers(const gdcm::DataSet& ds) {
+  std::vector<gdcm::Tag> out;
+  const gdcm::Tag t(0x0028, 0x0009);
+  if (!ds.FindDataElement(t)) return out;
+  const gdcm::ByteValue* bv = ds.GetDataElement(t).GetByteValue();
+  if (!bv) return out;
+  const auto* p = reinterpret_cast<const unsigned char*>(bv->GetPointer());
+  for (size_t i = 0; i + 4 <= bv->GetLength(); i += 4)
+    out.emplace_back(uint16_t(p[i] | p[i + 1] << 8), uint16_t(p[i + 2] | p[i + 3] << 8));
+  return out;
+}
+
+// An NM frame index vector (US, VM 1-n, little endian); empty when absent.
+std::vector<uint16_t> index_vector(const gdcm::DataSet& ds, const gdcm::Tag& t) {
+  std::vector<uint16_t> out;
+  if (!ds.FindDataElement(t)) return out;
+  const gdcm::ByteValue* bv = ds.GetDataElement(t).GetByteValue();
+  if (!bv) return out;
+  const auto* p = reinterpret_cast<const unsigned char*>(bv->GetPointer());
+  for (size_t i = 0; i + 2 <= bv->GetLength(); i += 2) out.push_back(uint16_t(p[i] | p[i + 1] << 8));
+  return out;
+}
+
+}  // namespace
+
+bool read_legacy_frames(const gdcm::DataSet& ds, SliceHeader& h, std::string& why) {
+  const int32_t n = h.number_of_frames;
+  // What indexes the frames (PS3.3 C.7.6.6, C.8.4.8): a slice number, a
+  // time index, or something that is not a place in the patient (energy
+  // window, detector, rotation, angular view: projections).
+  std::vector<uint16_t> slice;
+  std::vector<std::vector<uint16_t>> temporal;
+  bool cine = false, projection = false;
+  for (const gdcm::Tag& t : frame_pointers(ds)) {
+    if (t == gdcm::Tag(0x0018, 0x1063) || t == gdcm::Tag(0x0018, 0x1065)) {  // FrameTime, FrameTimeVector
+      cine = true;
+      continue;
+    }
+    if (t.GetGroup() != 0x0054) continue;  // not a frame index (e.g. a private or unrelated tag)
+    std::vector<uint16_t> v = index_vector(ds, t);
+    if (int64_t(v.size()) != n) {
+      why = "multi-frame object: a frame index vector does not match the number of frames";
+      return false;
+    }
+    switch (t.GetElement()) {
+      case 0x0080: slice = std::move(v); break;  // SliceVector
+      case 0x0030:                               // PhaseVector
+      case 0x0060:                               // RRIntervalVector
+      case 0x0070:                               // TimeSlotVector
+      case 0x0100:                               // TimeSliceVector
+        temporal.push_back(std::move(v));
+        break;
+      default:  // EnergyWindowVector, DetectorVector, RotationVector, AngularViewVector
+        if (*std::max_element(v.begin(), v.end()) != *std::min_element(v.begin(), v.end())) projection = true;
+    }
+  }
+  // Where the first frame lies: the top level, else (NM) the one item of
+  // the Detector Information Sequence (0054,0022), whose position is that
+  // of the first frame.
+  bool has_ipp = h.has_position, has_iop = h.has_orientation;
+  std::array<double, 3> ipp = h.ipp;
+  std::array<double, 6> iop = h.iop;
+  const gdcm::Tag detectors(0x0054, 0x0022);
+  if ((!has_ipp || !has_iop) && ds.FindDataElement(detectors)) {
+    gdcm::SmartPointer<gdcm::SequenceOfItems> sq = ds.GetDataElement(detectors).GetValueAsSQ();
+    if (sq && sq->GetNumberOfItems() == 1) {
+      const gdcm::DataSet& d = sq->GetItem(1).GetNestedDataSet();
+      auto pos = text_numbers(&d, gdcm::Tag(0x0020, 0x0032));
+      auto ori = text_numbers(&d, gdcm::Tag(0x0020, 0x0037));
+      if (!has_ipp && pos.size() == 3) {
+        has_ipp = true;
+        ipp = {pos[0], pos[1], pos[2]};
+      }
+      if (!has_iop && ori.size() == 6) {
+        has_iop = true;
+        std::copy(ori.begin(), ori.end(), iop.begin());
+      }
+    }
+  }
+  const double step = h.spacing_between_slices > 0 ? h.spacing_between_slices : h.slice_thickness;
+  // Frames are placed only when their place follows from the standard:
+  // slice k at the first frame's position + (k - 1) x spacing along the
+  // normal (row x column), or, with no slice index, every frame of a time
+  // series at the one position. Anything else (projections, no geometry,
+  // no spacing) is stacked in stored order with its position unknown.
+  const bool placed = has_ipp && has_iop && !projection &&
+                      (!slice.empty() ? step > 0 : (cine || !temporal.empty()));
+  std::vector<int32_t> time_rank(n, 0);
+  if (!temporal.empty()) {
+    std::vector<std::vector<uint16_t>> keys(n);
+    for (int32_t f = 0; f < n; ++f)
+      for (const auto& v : temporal) keys[f].push_back(v[f]);
+    std::vector<std::vector<uint16_t>> sorted = keys;
+    std::sort(sorted.begin(), sorted.end());
+    sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+    for (int32_t f = 0; f < n; ++f)
+      time_rank[f] = int32_t(std::lower_bound(sorted.begin(), sorted.end(), keys[f]) - sorted.begin()) + 1;
+  } else if (cine && slice.empty()) {
+    for (int32_t f = 0; f < n; ++f) time_rank[f] = f + 1;
+    // frames equally spaced in time: FrameTime (ms) is the step
+    auto ft = text_numbers(&ds, gdcm::Tag(0x0018, 0x1063));
+    if (placed && ft.size() == 1 && ft[0] > 0) h.frame_interval = ft[0];
+  }
+  const double len_r = std::hypot(iop[0], iop[1], iop[2]), len_c = std::hypot(iop[3], iop[4], iop[5]);
+  std::array<double, 3> normal{iop[1] * iop[5] - iop[2] * iop[4], iop[2] * iop[3] - iop[0] * iop[5],
+                               iop[0] * iop[4] - iop[1] * iop[3]};
+  if (len_r > 0 && len_c > 0)
+    for (double& x : normal) x /= len_r * len_c;
+  auto frames = std::make_shared<std::vector<FrameInfo>>(n);
+  for (int32_t f = 0; f < n; ++f) {
+    FrameInfo& fi = (*frames)[f];
+    fi.has_orientation = has_iop;
+    fi.iop = iop;
+    fi.has_position = placed;
+    if (placed) {
+      const double k = slice.empty() ? 0.0 : double(int32_t(slice[f]) - 1);
+      for (int a = 0; a < 3; ++a) fi.ipp[a] = ipp[a] + k * step * normal[a];
+      fi.temporal_position = time_rank[f];
+    }
+    fi.pixel_spacing = h.pixel_spacing;
+    fi.slice_thickness = h.slice_thickness;
+    fi.spacing_between_slices = h.spacing_between_slices;
+    fi.has_rescale = h.has_rescale;
+    fi.rescale_slope = h.rescale_slope;
+    fi.rescale_intercept = h.rescale_intercept;
+    fi.echo_time = h.echo_time;
+    fi.echo_number = h.echo_number;
+    fi.part = h.part;
+    fi.order = f + 1;
+  }
   h.frames = std::move(frames);
   return true;
 }

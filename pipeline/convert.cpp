@@ -862,7 +862,10 @@ ConvertSummary convert(const ConvertOptions& opt) {
                        tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism));
   std::mutex m;
   std::vector<std::string> manifest_rows;
-  Progress progress(ns - sum.series_other_shards, sum.slices_indexed);
+  uint64_t slices_to_do = 0;  // images of this shard's series (a multi-frame file counts its frames)
+  for (size_t i = 0; i < ns; ++i)
+    if (selected[i]) slices_to_do += plan.series[i].sources.size();
+  Progress progress(ns - sum.series_other_shards, slices_to_do);
   BufferPool pool(budget);
   // fsync, rename, sidecar and journal row of finished volumes, off the compute threads
   Committer committer(concurrency > 1 ? 2 : 1);

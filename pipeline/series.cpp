@@ -306,8 +306,9 @@ bool plan_group(const std::vector<io::SliceHeader>& headers, const std::vector<u
     if (p.dwi && ge_vectors) p.warnings.push_back("diffusion vectors from GE private tags: frame assumed patient");
   }
 
-  // Time step between volumes.
-  p.tr_seconds = h0.repetition_time > 0 ? h0.repetition_time / 1000.0 : 0.0;
+  // Time step between volumes: a cine's frame time, else the repetition time.
+  p.tr_seconds = h0.frame_interval > 0 ? h0.frame_interval / 1000.0
+                 : h0.repetition_time > 0 ? h0.repetition_time / 1000.0 : 0.0;
 
   // Pixel type and rescale.
   p.out_type = stored_type(h0);

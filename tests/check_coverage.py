@@ -5,7 +5,8 @@ within 1e-3 mm, values within 1e-4 relative); where the reference has
 .bval/.bvec, the output's must agree (b-values within 1e-3, vectors within
 1e-3 once both are brought to the canonical voxel frame); where it has
 .dtype, the output's NIfTI datatype must be that; where it has .tr, the
-output's pixdim[4] and sidecar RepetitionTime (s); where it has .xform, its
+output's pixdim[4] and sidecar RepetitionTime (s); where it has .dt, the
+output's pixdim[4] (s) alone; where it has .xform, its
 qform_code and sform_code; outputs of references without .bval must have none.
 
 Usage: check_coverage.py OUT_DIR REF_DIR [--expect N]
@@ -69,6 +70,12 @@ def main():
             side = json.load(open(ostem + ".json")).get("RepetitionTime")
             if abs(got - want) > 1e-6 or side is None or abs(side - want) > 1e-6:
                 print("FAIL %s: TR pixdim[4] %g, sidecar %s, expected %g" % (name, got, side, want))
+                good = False
+        if os.path.exists(stem + ".dt"):
+            want = float(open(stem + ".dt").read())
+            got = float(nib.load(hit).header["pixdim"][4])
+            if abs(got - want) > 1e-6:
+                print("FAIL %s: time step pixdim[4] %g, expected %g" % (name, got, want))
                 good = False
         if os.path.exists(stem + ".xform"):
             want = int(open(stem + ".xform").read())

@@ -27,10 +27,18 @@ and <name>.dtype (the NIfTI datatype expected). Series:
   enh_ct:       Enhanced CT, descending frames, shared rescale: int16
   rgb_interleaved / rgb_planar: 8-bit RGB, planar configuration 0 and 1,
                 written as RGB24 (reference: x, y, z, channel)
+  nm_tomo:      legacy multi-frame NM reconstructed tomography: no top-level
+                geometry, first frame's position and orientation in the
+                Detector Information Sequence, SliceVector out of order
+  nm_gated:     gated NM tomography, TimeSlotVector x SliceVector: 4D
+  mr_cine:      legacy multi-frame MR, one plane, FrameIncrementPointer to
+                FrameTime: a time series of one slice
+  nm_projections (with --no-position): NM projections from two detectors,
+                stacked in stored order, qform/sform code 0
   no_position (only, with --no-position: kept apart because it is never
                 reoriented): no ImagePositionPatient at all, qform/sform code 0
 A reference may have <name>.tr (pixdim[4] and the sidecar's RepetitionTime,
-seconds) and <name>.xform (the qform_code and sform_code expected).
+seconds), <name>.dt (pixdim[4] alone, seconds) and <name>.xform (the qform_code and sform_code expected).
 Run with Debian's /usr/bin/python3 (pydicom, nibabel, numpy).
 """
 import os
@@ -466,12 +474,123 @@ def rgb(in_dir, ref_dir):
                  ref_affine(row, col, np.cross(row, col) * 4.0, np.zeros(3), spacing), dtype="rgb24")
 
 
+def legacy_multiframe(path, sop_class, modality, image_type, frames_px, pointers, vectors, extra=None):
+    """A multi-frame object without functional groups (PS3.3 C.7.6.6): frames
+    indexed by the attributes named in FrameIncrementPointer."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = new_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.is_little_endian = True
+    ds.is_implicit_VR = False
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID = STUDY
+    ds.SeriesInstanceUID = new_uid()
+    ds.PatientID = "COVERAGE"
+    ds.Modality = modality
+    ds.ImageType = image_type
+    ds.SeriesNumber = 60 + counter[0] % 30
+    ds.InstanceNumber = 1
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = frames_px.shape[1:]
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    ds.NumberOfFrames = frames_px.shape[0]
+    ds.FrameIncrementPointer = pointers if len(pointers) > 1 else pointers[0]
+    for k, v in vectors.items():
+        setattr(ds, k, [int(x) for x in v])
+    for k, v in (extra or {}).items():
+        setattr(ds, k, v)
+    ds.PixelData = frames_px.astype("<u2").tobytes()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    ds.save_as(path, write_like_original=False)
+
+
+NM_IMAGE = "1.2.840.10008.5.1.4.1.1.20"
+
+
+def legacy(in_dir, ref_dir):
+    """Legacy multi-frame: NM reconstructed tomography (position of the first
+    frame in the Detector Information Sequence, slices along row x column at
+    SpacingBetweenSlices, slice index from SliceVector, frames stored out of
+    slice order), gated NM tomography (TimeSlotVector x SliceVector: 4D), and
+    an MR cine (one position, FrameTime: a time series of one slice)."""
+    R = rotation(10, -8, 25)
+    row, col = R[:, 0], R[:, 1]
+    normal = np.cross(row, col)
+    spacing = (4.42, 4.42)
+    nr, nc, nz, nt = 6, 7, 5, 3
+    origin = np.array([-150.0, -140.0, 60.0])
+    detector = [seq_item(ImagePositionPatient=["%.6f" % v for v in origin],
+                         ImageOrientationPatient=["%.8f" % v for v in list(row) + list(col)])]
+    geo = dict(PixelSpacing=["%.4f" % spacing[0], "%.4f" % spacing[1]], SliceThickness="4.42",
+               SpacingBetweenSlices="4.42", DetectorInformationSequence=detector, NumberOfDetectors=1)
+    aff = ref_affine(row, col, normal * 4.42, origin, spacing)
+    # tomography: frames stored in the slice order 3, 1, 5, 2, 4
+    vol = rng.integers(0, 4000, size=(nz, nr, nc))
+    order = [2, 0, 4, 1, 3]
+    legacy_multiframe(os.path.join(in_dir, "legacy", "nm_tomo"), NM_IMAGE, "NM",
+                      ["ORIGINAL", "PRIMARY", "RECON TOMO", "EMISSION"], vol[order],
+                      [(0x0054, 0x0010), (0x0054, 0x0020), (0x0054, 0x0080)],
+                      dict(EnergyWindowVector=[1] * nz, DetectorVector=[1] * nz, SliceVector=[k + 1 for k in order]),
+                      dict(geo))
+    save_ref(ref_dir, "nm_tomo", np.transpose(vol, (2, 1, 0)), aff, dtype="uint16")
+    # gated tomography: stored slice-major, time slot inner
+    vol4 = rng.integers(0, 4000, size=(nt, nz, nr, nc))
+    px, slots, slices = [], [], []
+    for k in range(nz):
+        for t in range(nt):
+            px.append(vol4[t, k])
+            slots.append(t + 1)
+            slices.append(k + 1)
+    legacy_multiframe(os.path.join(in_dir, "legacy", "nm_gated"), NM_IMAGE, "NM",
+                      ["ORIGINAL", "PRIMARY", "RECON GATED TOMO", "EMISSION"], np.stack(px),
+                      [(0x0054, 0x0070), (0x0054, 0x0080)], dict(TimeSlotVector=slots, SliceVector=slices),
+                      dict(geo))
+    save_ref(ref_dir, "nm_gated", np.transpose(vol4, (3, 2, 1, 0)), aff, dtype="uint16")
+    # MR cine: one plane, top-level position and orientation, frames in time
+    cine = rng.integers(0, 3000, size=(nt + 1, nr, nc))
+    mr = dict(PixelSpacing=["1.5", "1.25"], SliceThickness="8",
+              ImagePositionPatient=["%.6f" % v for v in origin],
+              ImageOrientationPatient=["%.8f" % v for v in list(row) + list(col)], FrameTime="40")
+    legacy_multiframe(os.path.join(in_dir, "legacy", "mr_cine"), "1.2.840.10008.5.1.4.1.1.4", "MR",
+                      ["ORIGINAL", "PRIMARY", "OTHER"], cine, [(0x0018, 0x1063)], {}, mr)
+    save_ref(ref_dir, "mr_cine", np.transpose(cine, (2, 1, 0))[:, :, None, :],
+             ref_affine(row, col, normal * 8, origin, (1.5, 1.25)), dtype="uint16")
+    open(os.path.join(ref_dir, "mr_cine.dt"), "w").write("0.04\n")  # FrameTime 40 ms
+
+
+def nm_projections(in_dir, ref_dir):
+    """NM projections (two detectors x three angular views): not a place in
+    the patient, stacked in stored order with qform/sform code 0."""
+    nr, nc, nf = 5, 4, 6
+    px = rng.integers(0, 4000, size=(nf, nr, nc))
+    legacy_multiframe(os.path.join(in_dir, "nm_projections", "f0"), NM_IMAGE, "NM",
+                      ["ORIGINAL", "PRIMARY", "TOMO", "EMISSION"], px,
+                      [(0x0054, 0x0010), (0x0054, 0x0020), (0x0054, 0x0050)],
+                      dict(EnergyWindowVector=[1] * nf, DetectorVector=[1, 1, 1, 2, 2, 2],
+                           RotationVector=[1] * nf),
+                      dict(PixelSpacing=["2", "3"], SliceThickness="5", NumberOfDetectors=2))
+    stored = np.transpose(px[:, ::-1, :], (2, 1, 0))
+    hdr = nib.Nifti1Header()
+    hdr.set_data_shape(stored.shape)
+    hdr.set_zooms((3.0, 2.0, 5.0))
+    save_ref(ref_dir, "nm_projections", stored, hdr.get_base_affine(), dtype="uint16")
+    open(os.path.join(ref_dir, "nm_projections.xform"), "w").write("0\n")
+
+
 def main():
     in_dir, ref_dir = sys.argv[1], sys.argv[2]
     os.makedirs(in_dir, exist_ok=True)
     os.makedirs(ref_dir, exist_ok=True)
     if "--no-position" in sys.argv:
         no_position(in_dir, ref_dir)
+        nm_projections(in_dir, ref_dir)
         return
     dwi_std(in_dir, ref_dir)
     dwi_philips(in_dir, ref_dir)
@@ -480,6 +599,7 @@ def main():
     enhanced(in_dir, ref_dir)
     enhanced_ct(in_dir, ref_dir)
     rgb(in_dir, ref_dir)
+    legacy(in_dir, ref_dir)
 
 
 if __name__ == "__main__":

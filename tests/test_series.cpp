@@ -251,8 +251,11 @@ TEST(Geometry, ImagesWithoutPositionArePlacedFromInstanceNumberOnlyOnALine) {
   for (int r = 0; r < 3; ++r)
     for (int c = 0; c < 4; ++c) EXPECT_NEAR(p.affine[r][c], reference.series[0].affine[r][c], 1e-9);
   // the file without a position is slice 3 of the stack
-  for (const auto& s : p.sources)
-    if (!hs[s.file].has_position) EXPECT_EQ(s.z, 3u);
+  for (const auto& s : p.sources) {
+    if (!hs[s.file].has_position) {
+      EXPECT_EQ(s.z, 3u);
+    }
+  }
   EXPECT_NE(std::find(p.warnings.begin(), p.warnings.end(),
                       "images without ImagePositionPatient placed from their InstanceNumber"),
             p.warnings.end());
