@@ -131,6 +131,18 @@ bool read_enhanced_frames(const gdcm::DataSet& ds, SliceHeader& h, std::string& 
       fi.has_rescale = true;
       fi.rescale_slope = !slope.empty() && slope[0] != 0 ? slope[0] : 1.0;
       fi.rescale_intercept = !inter.empty() ? inter[0] : 0.0;
+      // Philips: the frame's private scale slope (2005,100E), in its private
+      // per-frame sequence (2005,140F), else the top-level one, gives the
+      // precise value FP = (PV*RS + RI) / (RS*SS) as for classic images
+      if (h.vendor == SliceHeader::Vendor::Philips) {
+        auto ss = binary_numbers(first_item(item, gdcm::Tag(0x2005, 0x140f)), gdcm::Tag(0x2005, 0x100e), 4);
+        if (ss.empty()) ss = binary_numbers(&ds, gdcm::Tag(0x2005, 0x100e), 4);
+        if (ss.size() == 1 && ss[0] != 0) {
+          fi.rescale_intercept = fi.rescale_intercept / (fi.rescale_slope * ss[0]);
+          fi.rescale_slope = 1.0 / ss[0];
+          h.philips_precise = true;
+        }
+      }
     } else {
       fi.has_rescale = h.has_rescale;
       fi.rescale_slope = h.rescale_slope;

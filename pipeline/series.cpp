@@ -204,7 +204,7 @@ bool plan_group(const std::vector<io::SliceHeader>& headers, const std::vector<u
   for (size_t i = 1; i < vs.size(); ++i)
     if (std::abs(vs[i].d - vs[starts.back()].d) > 1e-3) starts.push_back(i);
   const size_t nz = starts.size();
-  const size_t nt = vs.size() / nz;
+  size_t nt = vs.size() / nz;
   for (size_t k = 0; k < nz; ++k) {
     const size_t end = k + 1 < nz ? starts[k + 1] : vs.size();
     if (end - starts[k] != nt) {
@@ -301,6 +301,42 @@ bool plan_group(const std::vector<io::SliceHeader>& headers, const std::vector<u
     if (!p.dwi) {
       p.bvals.clear();
       p.gradients.clear();
+    }
+    // Derived isotropic (trace) volumes: b > 0 without a gradient direction
+    // while the other weighted volumes have one (Philips appends one to the
+    // acquisition). Not a diffusion-encoded measurement, and it breaks tensor
+    // fits: removed, as dcm2niix does, and reported.
+    if (p.dwi) {
+      auto directionless = [&](size_t t) {
+        const Vec3& g = p.gradients[t];
+        return p.bvals[t] > 0 && std::abs(g[0]) < 1e-6 && std::abs(g[1]) < 1e-6 && std::abs(g[2]) < 1e-6;
+      };
+      size_t iso = 0, directed = 0;
+      for (size_t t = 0; t < nt; ++t) {
+        if (directionless(t)) iso++;
+        else if (p.bvals[t] > 0) directed++;
+      }
+      if (iso > 0 && directed > 0) {
+        std::vector<int64_t> new_t(nt, -1);
+        std::vector<double> bvals;
+        std::vector<Vec3> gradients;
+        for (size_t t = 0; t < nt; ++t)
+          if (!directionless(t)) {
+            new_t[t] = int64_t(bvals.size());
+            bvals.push_back(p.bvals[t]);
+            gradients.push_back(p.gradients[t]);
+          }
+        std::vector<SliceSource> kept;
+        for (const SliceSource& s : p.sources)
+          if (new_t[s.t] >= 0) kept.push_back({s.file, s.tile, s.z, static_cast<uint32_t>(new_t[s.t])});
+        p.sources = std::move(kept);
+        p.bvals = std::move(bvals);
+        p.gradients = std::move(gradients);
+        nt -= iso;
+        p.nt = static_cast<int>(nt);
+        p.warnings.push_back(std::to_string(iso) +
+                             " derived isotropic (trace) volume(s) removed: b > 0 without a gradient direction");
+      }
     }
     if (p.dwi && mixed) p.warnings.push_back("diffusion values differ between slices of one volume");
     if (p.dwi && ge_vectors) p.warnings.push_back("diffusion vectors from GE private tags: frame assumed patient");

@@ -37,6 +37,7 @@ for orient in native RAS; do
   grep -qF "position unknown" "$WORK/log-nopos-$orient" || { echo "FAIL: unknown position not reported"; fail=1; }
 done
 grep -qF "gantry tilt corrected" "$WORK/log-native" || { echo "FAIL: gantry tilt correction not reported"; fail=1; }
+grep -qF "1 derived isotropic (trace) volume(s) removed" "$WORK/log-native" || { echo "FAIL: removal of the isotropic volume not reported"; fail=1; }
 # de-identification: the gradient tables hold numbers only
 if grep -lvE '^[-0-9.e ]*$' $(find "$WORK/out-native" -name '*.bval' -o -name '*.bvec') 2>/dev/null | grep -q .; then
   echo "FAIL: a .bval/.bvec holds something other than numbers"; fail=1

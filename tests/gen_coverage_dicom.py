@@ -14,7 +14,8 @@ and <name>.dtype (the NIfTI datatype expected). Series:
                 (2005,10b0-b2), BValueNumber/GradientOrientationNumber
                 (2005,1412/1413), scrambled instance numbers, implicit VR,
                 per-slice RescaleSlope/Intercept and private scale slope
-                (2005,100E): float32 with FP = (PV*RS+RI)/(RS*SS)
+                (2005,100E): float32 with FP = (PV*RS+RI)/(RS*SS); its
+                derived isotropic volume (b > 0, no direction) removed
   cplx_mag / cplx_phase: one series, ComplexImageComponent MAGNITUDE and
                 PHASE with identical ImageType: two outputs
   ct_tilt:      CT with 15 degrees gantry tilt: resampled to an orthogonal grid
@@ -25,6 +26,8 @@ and <name>.dtype (the NIfTI datatype expected). Series:
   enh_dwi:      Enhanced MR DWI, b-value and gradient per frame
                 (MRDiffusionSequence), volume order from DimensionIndexValues
   enh_ct:       Enhanced CT, descending frames, shared rescale: int16
+  enh_philips:  Philips Enhanced MR, rescale and private scale slope
+                (2005,100E in 2005,140F) per frame: float32 precise values
   rgb_interleaved / rgb_planar: 8-bit RGB, planar configuration 0 and 1,
                 written as RGB24 (reference: x, y, z, channel)
   nm_tomo:      legacy multi-frame NM reconstructed tomography: no top-level
@@ -193,8 +196,10 @@ def dwi_philips(in_dir, ref_dir):
     origin = np.array([10.0, -40.0, -20.0])
     # acquisition order: (BValueNumber, GradientOrientationNumber, b, gradient)
     acq = [(1, 1, 0.0, [0, 0, 0]), (2, 1, 800.0, unit([1, 0.1, 0])), (3, 1, 0.001, unit([1, 1, 1])),
-           (2, 2, 800.0, unit([0, 1, 0.3])), (2, 3, 800.0, unit([-0.2, 0.1, 1]))]
+           (2, 2, 800.0, unit([0, 1, 0.3])), (2, 3, 800.0, unit([-0.2, 0.1, 1])),
+           (2, 4, 800.0, [0, 0, 0])]  # the derived isotropic (trace) image: not in the output
     order = sorted(range(len(acq)), key=lambda i: (acq[i][0], acq[i][1]))  # dcm2niix: 2005,1412 then 1413
+    order = [i for i in order if acq[i][2] == 0 or any(acq[i][3])]
     suid = new_uid()
     data = rng.integers(0, 4000, size=(len(acq), nz, nr, nc))
     rs = rng.uniform(0.5, 3.0, size=(len(acq), nz))
@@ -320,9 +325,10 @@ def seq_item(**kw):
     return it
 
 
-def enhanced_mr(path, row, col, spacing, frames, rows, cols, extra_shared=None, modality="MR"):
+def enhanced_mr(path, row, col, spacing, frames, rows, cols, extra_shared=None, modality="MR", manufacturer=None):
     """frames: list of dicts with ipp, pixels, and optional slope, inter, te,
-    temporal, dim, b, grad (in the order they are stored)."""
+    temporal, dim, b, grad, ss (Philips private scale slope, in the frame's
+    private per-frame sequence) (in the order they are stored)."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1" if modality == "MR" else "1.2.840.10008.5.1.4.1.1.2.1"
     meta.MediaStorageSOPInstanceUID = new_uid()
@@ -340,6 +346,8 @@ def enhanced_mr(path, row, col, spacing, frames, rows, cols, extra_shared=None, 
     ds.SeriesNumber = 30 + counter[0] % 50
     ds.InstanceNumber = 1
     ds.RepetitionTime = "2500"
+    if manufacturer:
+        ds.Manufacturer = manufacturer
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
     ds.Rows, ds.Columns = rows, cols
@@ -373,6 +381,12 @@ def enhanced_mr(path, row, col, spacing, frames, rows, cols, extra_shared=None, 
             d = seq_item(DiffusionBValue=float(f["b"]), DiffusionDirectionality="DIRECTIONAL")
             d.DiffusionGradientDirectionSequence = [seq_item(DiffusionGradientOrientation=[float(x) for x in f["grad"]])]
             it.MRDiffusionSequence = [d]
+        if "ss" in f:
+            priv = Dataset()
+            priv.add_new((0x2005, 0x0010), "LO", "Philips MR Imaging DD 001")
+            priv.add_new((0x2005, 0x100E), "FL", float(f["ss"]))
+            it.add_new((0x2005, 0x0014), "LO", "Philips MR Imaging DD 005")
+            it.add_new((0x2005, 0x140F), "SQ", [priv])
         per.append(it)
     ds.PerFrameFunctionalGroupsSequence = per
     ds.PixelData = np.stack([f["pixels"] for f in frames]).astype("<i2").tobytes()
@@ -584,6 +598,30 @@ def nm_projections(in_dir, ref_dir):
     open(os.path.join(ref_dir, "nm_projections.xform"), "w").write("0\n")
 
 
+def enhanced_philips(in_dir, ref_dir):
+    """Philips Enhanced MR: rescale per frame and the private scale slope
+    (2005,100E) per frame in (2005,140F): float32 with the precise value
+    FP = (PV*RS + RI) / (RS*SS), as for classic Philips images."""
+    row, col = np.array([1.0, 0, 0]), np.array([0, 0, -1.0])  # coronal
+    spacing = (0.9, 0.8)
+    nr, nc, nz = 5, 6, 4
+    origin = np.array([-40.0, 10.0, 50.0])
+    normal = np.cross(row, col)
+    frames, expect = [], np.zeros((nz, nr, nc))
+    for k in range(nz):
+        px = rng.integers(0, 4000, size=(nr, nc))
+        rs, ri = float("%.6f" % rng.uniform(1, 3)), float("%.3f" % rng.uniform(-5, 5))
+        ss = float(np.float32(rng.uniform(0.01, 0.05)))
+        frames.append(dict(ipp=origin + normal * 2.0 * k, pixels=px, slope=rs, inter=ri, ss=ss, dim=[k + 1],
+                           instack=k + 1))
+        expect[k] = (px * rs + ri) / (rs * ss)
+    random.shuffle(frames)
+    enhanced_mr(os.path.join(in_dir, "enhanced", "philips"), row, col, spacing, frames, nr, nc,
+                manufacturer="Philips Medical Systems")
+    save_ref(ref_dir, "enh_philips", np.transpose(expect, (2, 1, 0)), ref_affine(row, col, normal * 2.0, origin, spacing),
+             dtype="float32")
+
+
 def main():
     in_dir, ref_dir = sys.argv[1], sys.argv[2]
     os.makedirs(in_dir, exist_ok=True)
@@ -600,6 +638,7 @@ def main():
     enhanced_ct(in_dir, ref_dir)
     rgb(in_dir, ref_dir)
     legacy(in_dir, ref_dir)
+    enhanced_philips(in_dir, ref_dir)
 
 
 if __name__ == "__main__":
