@@ -236,7 +236,8 @@ bool plan_group(const std::vector<io::SliceHeader>& headers, const std::vector<u
       }
     }
   } else {
-    double dz = h0.slice_thickness > 0 ? h0.slice_thickness : h0.spacing_between_slices;
+    // one slice: the acquisition's slice spacing, else the thickness (as dcm2niix)
+    double dz = h0.spacing_between_slices > 0 ? h0.spacing_between_slices : h0.slice_thickness;
     if (!(dz > 0)) dz = 1;
     slice_vec = scale(normal, dz);
   }

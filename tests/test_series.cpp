@@ -284,6 +284,21 @@ TEST(Geometry, NoPositionAtAllIsMarkedUnknown) {
   EXPECT_NE(p.warnings[0].find("position unknown"), std::string::npos);
 }
 
+TEST(Geometry, OneSliceTakesTheSliceSpacingElseTheThickness) {
+  // dcm2niix's choice for a single slice: SpacingBetweenSlices, else SliceThickness
+  auto one = [](double thickness, double spacing) {
+    auto hs = stack(kAxial, {0, 0, 0}, 2, {0});
+    hs[0].slice_thickness = thickness;
+    hs[0].spacing_between_slices = spacing;
+    auto plan = plan_series(hs, all(1));
+    EXPECT_EQ(plan.series.size(), 1u);
+    return plan.series.empty() ? 0.0 : std::abs(plan.series[0].affine[2][2]);
+  };
+  EXPECT_NEAR(one(5, 2), 2, 1e-12);
+  EXPECT_NEAR(one(5, 0), 5, 1e-12);
+  EXPECT_NEAR(one(0, 0), 1, 1e-12);
+}
+
 TEST(Grouping, UnevenSpacingIsReported) {
   auto hs = stack(kAxial, {0, 0, 0}, 2, {0, 1, 2, 3});
   hs[3].ipp[2] = 9;  // gap 2, 2, 5
