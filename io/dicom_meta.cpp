@@ -1,13 +1,18 @@
 #include "io/dicom_meta.h"
 
+#include <gdcmPrivateTag.h>
 #include <gdcmReader.h>
 
+#include <cctype>
 #include <cmath>
 #include <cstring>
+#include <map>
+#include <span>
 #include <stdexcept>
 
 #include "io/gdcm_text.h"
 #include "io/parser_guard.h"
+#include "io/siemens_csa.h"
 
 namespace rapidnii::io {
 
@@ -23,6 +28,62 @@ std::optional<int> integer(const gdcm::DataSet& ds, uint16_t g, uint16_t e) {
   auto v = number(ds, g, e);
   if (!v) return std::nullopt;
   return static_cast<int>(std::lround(*v));
+}
+
+// Little-endian FD values of a Siemens private element (any VR as stored).
+std::vector<double> siemens_doubles(const gdcm::DataSet& ds, uint8_t element) {
+  std::vector<double> out;
+  const gdcm::PrivateTag t(0x0019, element, "SIEMENS MR HEADER");
+  if (!ds.FindDataElement(t)) return out;
+  const gdcm::DataElement& de = ds.GetDataElement(t);
+  if (de.GetVR() == gdcm::VR::DS) return parse_numbers(element_text(ds, de.GetTag()));
+  const gdcm::ByteValue* bv = de.GetByteValue();
+  if (!bv || bv->GetLength() % 8 != 0) return out;
+  for (size_t i = 0; i + 8 <= bv->GetLength(); i += 8) {
+    double v;
+    std::memcpy(&v, bv->GetPointer() + i, 8);
+    if (!std::isfinite(v)) return {};
+    out.push_back(v);
+  }
+  return out;
+}
+
+// Phase-encoding polarity, phase bandwidth and mosaic slice times (Siemens).
+void read_siemens_acquisition(const gdcm::DataSet& ds, SeriesMeta& m) {
+  std::map<std::string, std::vector<std::string>> csa;
+  const gdcm::PrivateTag image_csa(0x0029, 0x10, "SIEMENS CSA HEADER");
+  if (ds.FindDataElement(image_csa))
+    if (const gdcm::ByteValue* bv = ds.GetDataElement(image_csa).GetByteValue(); bv && bv->GetLength() > 0)
+      csa = parse_siemens_csa(
+          std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bv->GetPointer()), bv->GetLength()));
+  auto csa_numbers = [&](const char* name) {
+    std::vector<double> v;
+    if (auto it = csa.find(name); it != csa.end())
+      for (const auto& item : it->second) {
+        if (item.empty()) continue;  // unused items of the element
+        char* end = nullptr;
+        const double x = std::strtod(item.c_str(), &end);
+        if (end == item.c_str() || !std::isfinite(x)) return std::vector<double>{};
+        v.push_back(x);
+      }
+    return v;
+  };
+  if (auto v = csa_numbers("PhaseEncodingDirectionPositive"); v.size() == 1 && (v[0] == 0 || v[0] == 1))
+    m.phase_encoding_positive = int(v[0]);
+  auto bw = siemens_doubles(ds, 0x28);
+  if (bw.empty()) bw = csa_numbers("BandwidthPerPixelPhaseEncode");
+  if (bw.size() == 1 && bw[0] > 0) m.bandwidth_per_pixel_phase_encode = bw[0];
+  // slice times within one volume (ms); the tag's values, else the CSA's
+  // (transcoded files have been seen with wrapped-around values in the tag)
+  auto plausible = [](const std::vector<double>& v) {
+    bool ok = !v.empty();
+    for (double x : v) ok &= x >= 0 && x < 1e5;
+    return ok;
+  };
+  auto times = siemens_doubles(ds, 0x29);
+  if (!plausible(times))
+    if (auto from_csa = csa_numbers("MosaicRefAcqTimes"); plausible(from_csa) || times.empty()) times = from_csa;
+  m.mosaic_slice_times_ms = std::move(times);  // checked against TR where used
 }
 
 }  // namespace
@@ -131,6 +192,14 @@ SeriesMeta read_meta(const InputFile& in) {
   m.series_number = integer(ds, 0x0020, 0x0011);
   m.acquisition_number = integer(ds, 0x0020, 0x0012);
   m.echo_number = integer(ds, 0x0018, 0x0086);
+  if (auto iop = parse_numbers(t(0x0020, 0x0037)); iop.size() == 6) {
+    bool finite = true;
+    for (double x : iop) finite &= std::isfinite(x);
+    if (finite) m.image_orientation = iop;
+  }
+  std::string maker = m.manufacturer;
+  for (char& ch : maker) ch = char(std::toupper(static_cast<unsigned char>(ch)));
+  if (maker.find("SIEMENS") != std::string::npos) read_siemens_acquisition(ds, m);
   return m;
 }
 

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "io/input_file.h"
 
@@ -33,6 +34,15 @@ struct SeriesMeta {
       slice_thickness, spacing_between_slices, echo_time, repetition_time, kvp, percent_phase_fov,
       parallel_reduction;
   std::optional<int> series_number, acquisition_number, echo_number;
+  std::vector<double> image_orientation;  // ImageOrientationPatient (6 values), empty if absent
+
+  // Siemens acquisition details (numbers only): the CSA image header's
+  // PhaseEncodingDirectionPositive, BandwidthPerPixelPhaseEncode (0019,1028)
+  // and the slice acquisition times of a mosaic, MosaicRefAcqTimes (0019,1029)
+  // in ms from the start of the volume (CSA values when the tags are absent).
+  std::optional<int> phase_encoding_positive;
+  std::optional<double> bandwidth_per_pixel_phase_encode;
+  std::vector<double> mosaic_slice_times_ms;
 };
 
 // Reads the header of `path` (stops before PixelData). Throws

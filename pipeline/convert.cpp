@@ -913,8 +913,11 @@ ConvertSummary convert(const ConvertOptions& opt) {
       w.file->commit();
       deid::SeriesContext c = ctx[i];
       c.face_note = w.face_note;
+      c.acquisition = acquisition_fields(metas[i], p, final_geometry(p, vo.orient).affine);
       nlohmann::json side = deid::make_sidecar(metas[i], c, ps, &cleaned);
-      if (!p.warnings.empty()) side["ConversionWarnings"] = p.warnings;
+      std::vector<std::string> warnings = p.warnings;
+      warnings.insert(warnings.end(), c.acquisition.warnings.begin(), c.acquisition.warnings.end());
+      if (!warnings.empty()) side["ConversionWarnings"] = warnings;
       const std::string side_text = side.dump(2) + "\n";
       io::write_file_atomic(opt.output / rel_json, side_text);
       uint64_t extra = side_text.size();

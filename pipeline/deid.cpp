@@ -672,6 +672,16 @@ nlohmann::json make_sidecar(const io::SeriesMeta& m, const SeriesContext& c, con
   num("PercentPhaseFOV", m.percent_phase_fov);
   num("ParallelReductionFactorInPlane", m.parallel_reduction);
   num("KVP", m.kvp);
+  // phase encoding and slice timing in the output voxel frame (pipeline/acquisition)
+  const AcquisitionFields& acq = c.acquisition;
+  if (!acq.phase_encoding_direction.empty()) j["PhaseEncodingDirection"] = acq.phase_encoding_direction;
+  if (!acq.phase_encoding_axis.empty()) j["PhaseEncodingAxis"] = acq.phase_encoding_axis;
+  num("BandwidthPerPixelPhaseEncode", m.bandwidth_per_pixel_phase_encode);
+  num("EffectiveEchoSpacing", acq.effective_echo_spacing);
+  num("TotalReadoutTime", acq.total_readout_time);
+  if (!acq.slice_timing.empty()) j["SliceTiming"] = acq.slice_timing;
+  if (!acq.slice_encoding_direction.empty()) j["SliceEncodingDirection"] = acq.slice_encoding_direction;
+  if (m.image_orientation.size() == 6) j["ImageOrientationPatientDICOM"] = m.image_orientation;
   if (m.series_number) j["SeriesNumber"] = *m.series_number;
   if (m.acquisition_number) j["AcquisitionNumber"] = *m.acquisition_number;
   if (m.echo_number) j["EchoNumber"] = *m.echo_number;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "io/dicom_meta.h"
+#include "pipeline/acquisition.h"
 
 namespace rapidnii::pipeline::deid {
 
@@ -111,6 +112,7 @@ struct SeriesContext {
   std::string complex_part;  // "mag", "phase", "real", "imag" or empty
   bool tilt_corrected = false;
   bool retain_full_dates = false;  // limited profile
+  AcquisitionFields acquisition;   // in the output voxel frame (numbers and axis letters)
 };
 
 // The sidecar: only allow-listed keys, typed values. `descriptor_changed`

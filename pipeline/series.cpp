@@ -181,7 +181,8 @@ bool plan_group(const std::vector<io::SliceHeader>& headers, const std::vector<u
       const Vec3 origin = mosaic_tile_origin(h, p.ny, p.nx);
       for (uint32_t m = 0; m < h.mosaic_images; ++m) {
         const Vec3 pos = add(origin, scale(dir, dz * m));
-        vs.push_back({f, m, pos, dot(pos, normal)});
+        // ordered along the CSA normal: voxel k is tile k (dcm2niix's order)
+        vs.push_back({f, m, pos, dot(pos, dir)});
       }
     }
   } else {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Converts the real validation data (dcm_qa_ts, dcm_qa_12bit,
 # dcm_qa_orientation) and checks all 33 reference volumes with the nibabel
-# oracle. Exit 77 (skipped) when the data is absent.
+# oracle, and their native voxel order and sidecar acquisition fields
+# (tests/compare_sidecars.py). Exit 77 (skipped) when the data is absent.
 set -u
 RAPIDNII=$1 DATA=$2 PY=$3 WORK=$4
 if [ ! -d "$DATA/dcm_qa_ts/In" ] || [ ! -d "$DATA/dcm_qa_12bit/In" ] || [ ! -d "$DATA/dcm_qa_orientation/In" ]; then
@@ -26,6 +27,14 @@ for spec in "dcm_qa_ts 0 9" "dcm_qa_12bit 0 3" "dcm_qa_orientation 1 21"; do
   fi
   if ! "$PY" "$here/compare_nifti.py" "$WORK/$name" "$DATA/$name/Ref" --expect "$nref"; then
     echo "FAIL: $name: reference volumes not reproduced"
+    fail=1
+  fi
+  # native voxel order, phase encoding, echo spacing, readout time, slice timing
+  # (dcm_qa_12bit's files hold no slice times: dcm2niix's come from the protocol)
+  extra=""
+  [ "$name" = dcm_qa_12bit ] && extra="--no-slice-timing"
+  if ! "$PY" "$here/compare_sidecars.py" "$WORK/$name" "$DATA/$name/Ref" $extra; then
+    echo "FAIL: $name: sidecar acquisition fields or voxel order differ from dcm2niix's"
     fail=1
   fi
   total=$((total + nref))

@@ -378,14 +378,15 @@ TEST(Mosaic, TilesAreUnpackedAlongTheCsaNormal) {
   EXPECT_NEAR(p.affine[2][2], 3.5, 1e-9);
   EXPECT_NEAR(p.affine[2][3], 10, 1e-9);
 
-  // CSA normal opposite to row x column: tile m lies at -m * 3.5 mm, so
-  // the spatial order is reversed
+  // CSA normal opposite to row x column: tile m lies at -m * 3.5 mm; voxel
+  // k stays tile k (dcm2niix's order), the slice column points down
   for (auto& x : hs) x.slice_normal = {0, 0, -1};
   plan = plan_series(hs, all(2));
   ASSERT_EQ(plan.series.size(), 1u);
   p = plan.series[0];
-  for (const auto& s : p.sources) EXPECT_EQ(s.tile, 7 - s.z);
-  EXPECT_NEAR(p.affine[2][3], 10 - 7 * 3.5, 1e-9);
+  for (const auto& s : p.sources) EXPECT_EQ(s.tile, s.z);
+  EXPECT_NEAR(p.affine[2][2], -3.5, 1e-9);
+  EXPECT_NEAR(p.affine[2][3], 10, 1e-9);
 }
 
 // ---- input coverage (issue 7) ----

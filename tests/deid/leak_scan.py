@@ -57,6 +57,10 @@ RESEARCH_KEYS = {
     "ConversionSoftware": re.compile(r"^rapidnii$"), "ConversionSoftwareVersion": re.compile(r"^[0-9.]+$"),
     "DeidentificationMethod": TEXT, "DeidentificationMethodCodeSequence": "codes",
     "ComplexPart": re.compile(r"^(mag|phase|real|imag)$"), "GantryTiltCorrected": "bool",
+    "PhaseEncodingDirection": re.compile(r"^[ijk]-?$"), "PhaseEncodingAxis": re.compile(r"^[ijk]$"),
+    "SliceEncodingDirection": re.compile(r"^[ijk]-?$"), "BandwidthPerPixelPhaseEncode": NUM,
+    "EffectiveEchoSpacing": NUM, "TotalReadoutTime": NUM, "SliceTiming": "numlist",
+    "ImageOrientationPatientDICOM": "numlist",
 }
 STRICT_DROP = {"PatientAge", "PatientSex", "InstitutionName", "StationName", "DeviceSerialNumber",
                "AcquisitionDateTime", "AcquisitionTime"}
@@ -301,6 +305,8 @@ def check_sidecar(obj, where, profile, problems):
             ok = isinstance(v, list) and all(isinstance(x, str) and CLEAN_CHARS.match(x) for x in v)
         elif rule == "bool":
             ok = isinstance(v, bool)
+        elif rule == "numlist":
+            ok = isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
         elif rule == "codes":
             ok = isinstance(v, list) and all(isinstance(x, dict) and re.fullmatch(r"1131\d\d", x.get("CodeValue", ""))
                                              for x in v)

@@ -1,0 +1,88 @@
+#include "pipeline/acquisition.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+
+namespace rapidnii::pipeline {
+
+namespace {
+
+// The output axis nearest to `v` (RAS) and the sign of v along it; -1 when
+// no axis is within 45 degrees of it.
+std::pair<int, int> nearest_axis(const Affine& a, const Vec3& v) {
+  const double lv = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
+  int best = -1, sign = 1;
+  double best_cos = std::sqrt(0.5);
+  for (int c = 0; c < 3; ++c) {
+    const double d = a[0][c] * v[0] + a[1][c] * v[1] + a[2][c] * v[2];
+    const double lc = std::sqrt(a[0][c] * a[0][c] + a[1][c] * a[1][c] + a[2][c] * a[2][c]);
+    if (!(lc > 0) || !(lv > 0)) continue;
+    const double cosine = std::abs(d) / (lc * lv);
+    if (cosine > best_cos) {
+      best_cos = cosine;
+      best = c;
+      sign = d >= 0 ? 1 : -1;
+    }
+  }
+  return {best, sign};
+}
+
+const char* const kAxis[] = {"i", "j", "k"};
+
+}  // namespace
+
+AcquisitionFields acquisition_fields(const io::SeriesMeta& m, const SeriesPlan& p, const Affine& out_affine) {
+  AcquisitionFields f;
+  std::string dir = m.phase_encoding_direction;
+  for (char& ch : dir) ch = char(std::toupper(static_cast<unsigned char>(ch)));
+  const bool col = dir == "COL" || dir == "COLUMN", row = dir == "ROW";
+  if ((col || row) && p.first.has_orientation && !p.position_unknown) {
+    const auto& iop = p.first.iop;
+    // LPS direction of the phase axis in the stored image, then RAS
+    Vec3 pe = col ? Vec3{iop[3], iop[4], iop[5]} : Vec3{iop[0], iop[1], iop[2]};
+    if (m.phase_encoding_positive && *m.phase_encoding_positive == 0)
+      for (double& x : pe) x = -x;
+    const Vec3 ras{-pe[0], -pe[1], pe[2]};
+    const auto [axis, sign] = nearest_axis(out_affine, ras);
+    if (axis >= 0) {
+      if (m.phase_encoding_positive)
+        f.phase_encoding_direction = std::string(kAxis[axis]) + (sign < 0 ? "-" : "");
+      else
+        f.phase_encoding_axis = kAxis[axis];
+    }
+    // voxels along the phase axis of the reconstructed image (a mosaic tile)
+    const int recon_pe = col ? p.ny : p.nx;
+    if (m.bandwidth_per_pixel_phase_encode && recon_pe > 1) {
+      const double ees = 1.0 / (*m.bandwidth_per_pixel_phase_encode * recon_pe);
+      f.effective_echo_spacing = ees;
+      f.total_readout_time = ees * (recon_pe - 1);
+    }
+  }
+  // slice timing: tile t of every mosaic was acquired at times[t]
+  if (p.mosaic_tiles_per_row > 0 && !m.mosaic_slice_times_ms.empty() && p.nz > 1 && !p.position_unknown) {
+    std::vector<double> native(p.nz, -1);
+    for (const SliceSource& s : p.sources)
+      if (s.t == 0 && s.z < native.size() && s.tile < m.mosaic_slice_times_ms.size())
+        native[s.z] = m.mosaic_slice_times_ms[s.tile] / 1000.0;
+    bool complete = m.mosaic_slice_times_ms.size() == size_t(p.nz);
+    for (double x : native) complete &= x != -1;
+    bool within_tr = true;
+    const double tr = m.repetition_time && *m.repetition_time > 0 ? *m.repetition_time : 1e5;
+    for (double x : m.mosaic_slice_times_ms) within_tr &= x >= 0 && x < tr;
+    if (complete && !within_tr) {
+      f.warnings.push_back("slice times not written: MosaicRefAcqTimes beyond the repetition time");
+      complete = false;
+    }
+    const Vec3 slice_dir{p.affine[0][2], p.affine[1][2], p.affine[2][2]};
+    const auto [axis, sign] = nearest_axis(out_affine, slice_dir);
+    if (complete && axis >= 0) {
+      f.slice_timing = native;
+      if (sign < 0) std::reverse(f.slice_timing.begin(), f.slice_timing.end());
+      if (axis != 2) f.slice_encoding_direction = kAxis[axis];
+    }
+  }
+  return f;
+}
+
+}  // namespace rapidnii::pipeline

@@ -1,0 +1,42 @@
+// Acquisition fields of the BIDS sidecar that depend on the output voxel
+// frame: phase-encoding direction, echo spacing and readout time, slice
+// timing. Numbers and axis letters only (nothing identifying).
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "io/dicom_meta.h"
+#include "pipeline/series.h"
+
+namespace rapidnii::pipeline {
+
+struct AcquisitionFields {
+  // "i", "j-", ...: the output voxel axis along which the phase was encoded,
+  // with its polarity (Siemens); PhaseEncodingAxis when the polarity is unknown.
+  std::string phase_encoding_direction, phase_encoding_axis;
+  std::optional<double> effective_echo_spacing, total_readout_time;  // s
+  std::vector<double> slice_timing;                                  // s, one per slice along slice_encoding_direction
+  std::string slice_encoding_direction;                              // empty when "k" (the BIDS default)
+  std::vector<std::string> warnings;                                 // e.g. slice times not written
+};
+
+// From the series' representative header `m`, its plan `p` (native voxel
+// grid, p.affine) and the affine the output is written with (after
+// --orient, RAS). As dcm2niix computes them:
+//  - the phase axis is the column direction for InPlanePhaseEncodingDirection
+//    COL and the row direction for ROW, positive along it when Siemens'
+//    PhaseEncodingDirectionPositive is 1; it is named by the output axis
+//    nearest to it (none when no axis is within 45 degrees, or the series has
+//    no known position);
+//  - EffectiveEchoSpacing = 1 / (BandwidthPerPixelPhaseEncode x ReconMatrixPE),
+//    ReconMatrixPE the number of voxels along the phase axis (of a mosaic
+//    tile); TotalReadoutTime = EffectiveEchoSpacing x (ReconMatrixPE - 1);
+//  - SliceTiming from a Siemens mosaic's MosaicRefAcqTimes, in the order of
+//    the output slices along the output axis of the acquisition's slices;
+//    not written (a warning says so) when a time is not within the
+//    repetition time: some Siemens multiband versions store wrong times, and
+//    dcm2niix's reconstruction of them from the protocol is not reproduced.
+AcquisitionFields acquisition_fields(const io::SeriesMeta& m, const SeriesPlan& p, const Affine& out_affine);
+
+}  // namespace rapidnii::pipeline
