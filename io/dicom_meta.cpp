@@ -177,6 +177,10 @@ SeriesMeta read_meta(const InputFile& in) {
     take(m.flip_angle, 0x0018, 0x9112, 0x0018, 0x1314);
     take(m.slice_thickness, 0x0028, 0x9110, 0x0018, 0x0050);
     take(m.spacing_between_slices, 0x0028, 0x9110, 0x0018, 0x0088);
+    // InPlanePhaseEncodingDirection lives in the MR FOV/Geometry group (C.8.13.5.3)
+    if (m.phase_encoding_direction.empty())
+      if (const gdcm::DataSet* d = functional_group(ds, gdcm::Tag(0x0018, 0x9125)))
+        m.phase_encoding_direction = element_text(*d, gdcm::Tag(0x0018, 0x1312));
     // EffectiveEchoTime (0018,9082, FD: binary) only when shared by every
     // frame: per-frame echoes are split into series of their own.
     if (const gdcm::DataSet* d = first_item(first_item(&ds, gdcm::Tag(0x5200, 0x9229)), gdcm::Tag(0x0018, 0x9114))) {

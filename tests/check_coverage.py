@@ -6,7 +6,8 @@ within 1e-3 mm, values within 1e-4 relative); where the reference has
 1e-3 once both are brought to the canonical voxel frame); where it has
 .dtype, the output's NIfTI datatype must be that; where it has .tr, the
 output's pixdim[4] and sidecar RepetitionTime (s); where it has .dt, the
-output's pixdim[4] (s) alone; where it has .xform, its
+output's pixdim[4] (s) alone; where it has .pe, the sidecar's
+PhaseEncodingAxis; where it has .xform, its
 qform_code and sform_code; outputs of references without .bval must have none.
 
 Usage: check_coverage.py OUT_DIR REF_DIR [--expect N]
@@ -76,6 +77,16 @@ def main():
             got = float(nib.load(hit).header["pixdim"][4])
             if abs(got - want) > 1e-6:
                 print("FAIL %s: time step pixdim[4] %g, expected %g" % (name, got, want))
+                good = False
+        if os.path.exists(stem + ".pe"):
+            lps = np.loadtxt(stem + ".pe")
+            ras = np.array([-lps[0], -lps[1], lps[2]])
+            a = nib.load(hit).affine[:3, :3]
+            cos = np.abs(a.T @ ras) / np.linalg.norm(a, axis=0)
+            want = "ijk"[int(np.argmax(cos))]
+            got = json.load(open(ostem + ".json")).get("PhaseEncodingAxis")
+            if got != want:
+                print("FAIL %s: PhaseEncodingAxis %s, expected %s" % (name, got, want))
                 good = False
         if os.path.exists(stem + ".xform"):
             want = int(open(stem + ".xform").read())

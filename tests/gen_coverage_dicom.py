@@ -41,7 +41,9 @@ and <name>.dtype (the NIfTI datatype expected). Series:
   no_position (only, with --no-position: kept apart because it is never
                 reoriented): no ImagePositionPatient at all, qform/sform code 0
 A reference may have <name>.tr (pixdim[4] and the sidecar's RepetitionTime,
-seconds), <name>.dt (pixdim[4] alone, seconds) and <name>.xform (the qform_code and sform_code expected).
+seconds), <name>.dt (pixdim[4] alone, seconds), <name>.pe (the phase-encoding
+direction, LPS: the sidecar's PhaseEncodingAxis must name the output axis
+nearest to it) and <name>.xform (the qform_code and sform_code expected).
 Run with Debian's /usr/bin/python3 (pydicom, nibabel, numpy).
 """
 import os
@@ -416,12 +418,15 @@ def enhanced(in_dir, ref_dir):
     random.shuffle(frames)
     # TR lives in the MR Timing and Related Parameters group (C.8.13.5.2);
     # the top-level 2500 the generator also writes must not win
-    timing = {"MRTimingAndRelatedParametersSequence": [seq_item(RepetitionTime="1800", FlipAngle="12")]}
+    timing = {"MRTimingAndRelatedParametersSequence": [seq_item(RepetitionTime="1800", FlipAngle="12")],
+              "MRFOVGeometrySequence": [seq_item(InPlanePhaseEncodingDirection="ROW")]}
     enhanced_mr(os.path.join(in_dir, "enhanced", "multiecho"), row, col, spacing, frames, nr, nc, extra_shared=timing)
     aff = ref_affine(row, col, normal * 3.5, origin, spacing)
     for e in range(2):
         save_ref(ref_dir, "enh_echo%d" % (e + 1), np.transpose(expect[e], (3, 2, 1, 0)), aff, dtype="float32")
         open(os.path.join(ref_dir, "enh_echo%d.tr" % (e + 1)), "w").write("1.8\n")
+        # phase encoded along the rows (the FOV/geometry group): that direction, LPS
+        open(os.path.join(ref_dir, "enh_echo%d.pe" % (e + 1)), "w").write(" ".join("%.8f" % v for v in row) + "\n")
 
     # DWI: 4 volumes x 3 slices, frames stored slice-major; order from DimensionIndexValues
     bvals = [0, 1000, 1000, 2000]
