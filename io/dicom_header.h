@@ -62,6 +62,7 @@ struct SliceHeader {
   std::string modality;     // e.g. "MR"
   std::string image_type;   // values joined with '\'
   std::string photometric;  // e.g. "MONOCHROME2"
+  std::string convolution_kernel;  // (0018,1210): two reconstructions of one series are two outputs
   int32_t series_number = 0;
   int32_t instance_number = 0;
   int32_t acquisition_number = 0;

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <map>
+#include <memory>
 #include <numeric>
 #include <set>
 #include <tuple>
@@ -41,7 +42,11 @@ std::string split_key(const io::SliceHeader& h) {
   k += '|';
   k += std::to_string(h.echo_number);
   k += '|';
+  k += std::to_string(std::llround(h.echo_time * 1000));  // echoes whose numbers do not tell them apart
+  k += '|';
   k += h.image_type;
+  k += '|';
+  k += h.convolution_kernel;  // CT: a series may hold several reconstructions at the same positions
   k += '|';
   k += h.sop_class_uid;
   k += '|';
@@ -444,7 +449,40 @@ std::vector<uint32_t> find_duplicate_instances(const std::vector<io::SliceHeader
   return dup;
 }
 
-Plan plan_series(const std::vector<io::SliceHeader>& headers, const std::vector<bool>& usable) {
+namespace {
+
+// Classic images of one series with no EchoNumbers but several echo times:
+// echo n is the n-th echo time (as enhanced objects are numbered), so that
+// the echoes are separate outputs named echo-<n>. Null when nothing changes.
+std::unique_ptr<std::vector<io::SliceHeader>> number_echoes(const std::vector<io::SliceHeader>& headers,
+                                                            const std::vector<bool>& usable) {
+  std::map<std::string, std::set<long long>> times;  // series -> echo times (us) of unnumbered images
+  std::set<std::string> numbered;
+  for (uint32_t i = 0; i < headers.size(); ++i) {
+    if (i >= usable.size() || !usable[i] || headers[i].frames) continue;
+    const io::SliceHeader& h = headers[i];
+    if (h.echo_number > 0) numbered.insert(h.series_uid);
+    else times[h.series_uid].insert(std::llround(h.echo_time * 1000));
+  }
+  bool any = false;
+  for (const auto& [uid, t] : times) any |= t.size() > 1 && !numbered.count(uid);
+  if (!any) return nullptr;
+  auto out = std::make_unique<std::vector<io::SliceHeader>>(headers);
+  for (uint32_t i = 0; i < out->size(); ++i) {
+    io::SliceHeader& h = (*out)[i];
+    if (i >= usable.size() || !usable[i] || h.frames || h.echo_number > 0 || numbered.count(h.series_uid)) continue;
+    const auto& t = times[h.series_uid];
+    if (t.size() < 2) continue;
+    h.echo_number = int32_t(std::distance(t.begin(), t.find(std::llround(h.echo_time * 1000)))) + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+Plan plan_series(const std::vector<io::SliceHeader>& headers_in, const std::vector<bool>& usable) {
+  const auto renumbered = number_echoes(headers_in, usable);
+  const std::vector<io::SliceHeader>& headers = renumbered ? *renumbered : headers_in;
   bool any_frames = false;
   for (uint32_t i = 0; i < headers.size(); ++i) any_frames |= i < usable.size() && usable[i] && headers[i].frames;
   if (!any_frames) return plan_slices(headers, usable);

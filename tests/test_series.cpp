@@ -192,6 +192,8 @@ TEST(Grouping, SplitsIncompatibleSlices) {
       {"series number", [](SliceHeader& h) { h.series_number = 4; }},
       {"series uid", [](SliceHeader& h) { h.series_uid = "1.2.826.0.1.2"; }},
       {"pixel format", [](SliceHeader& h) { h.pixel_representation = 0; }},
+      // two CT reconstructions at the same positions: never one 4D series
+      {"reconstruction kernel", [](SliceHeader& h) { h.convolution_kernel = "BONE"; }},
   };
   for (const auto& c : cases) {
     auto hs = base;
@@ -208,6 +210,30 @@ TEST(Grouping, SplitsIncompatibleSlices) {
       EXPECT_EQ(kinds.size(), 1u) << c.what;
     }
   }
+}
+
+TEST(Grouping, EchoesWithoutNumbersAreSplitByEchoTime) {
+  // no EchoNumbers: the echoes are told apart by their times, numbered by rank
+  auto hs = stack(kAxial, {0, 0, 0}, 2, {0, 1, 2});
+  auto second = hs;
+  for (auto& h : hs) h.echo_time = 10;
+  for (auto& h : second) h.echo_time = 4.5;
+  hs.insert(hs.end(), second.begin(), second.end());
+  auto plan = plan_series(hs, all(hs.size()));
+  ASSERT_EQ(plan.series.size(), 2u);
+  std::set<int> numbers;
+  for (const auto& p : plan.series) {
+    EXPECT_EQ(p.nt, 1);
+    EXPECT_EQ(p.nz, 3);
+    EXPECT_EQ(p.first.echo_number, p.first.echo_time < 5 ? 1 : 2);
+    numbers.insert(p.first.echo_number);
+  }
+  EXPECT_EQ(numbers.size(), 2u);
+  // numbered echoes keep their numbers; equal numbers with unequal times still split
+  for (auto& h : hs) h.echo_number = 1;
+  plan = plan_series(hs, all(hs.size()));
+  ASSERT_EQ(plan.series.size(), 2u);
+  for (const auto& p : plan.series) EXPECT_EQ(p.first.echo_number, 1);
 }
 
 TEST(Grouping, SameSeriesStaysTogetherAndUnusableFilesAreIgnored) {
