@@ -69,6 +69,10 @@ struct SliceHeader {
   int32_t echo_number = 0;
   int32_t temporal_position = 0;  // TemporalPositionIdentifier (0020,0100)
   double acquisition_time = -1;   // seconds after midnight, -1 unknown
+  // PET (PS3.3 C.8.9.4): ImageIndex (0054,1330), type 1, orders a dynamic or
+  // gated series by time slice/slot; FrameReferenceTime (0054,1300) in ms.
+  int32_t image_index = 0;
+  double frame_reference_time = -1;
 
   bool has_orientation = false;
   bool has_position = false;

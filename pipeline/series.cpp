@@ -76,7 +76,10 @@ bool same_orientation(const io::SliceHeader& a, const io::SliceHeader& b) {
 auto time_key(const io::SliceHeader& h) {
   const int32_t a = h.philips_diffusion_order > 0 ? h.philips_diffusion_order : h.philips_bvalue_number;
   const int32_t b = h.philips_diffusion_order > 0 ? 0 : h.philips_gradient_number;
-  return std::make_tuple(a, b, h.temporal_position, h.acquisition_number, h.acquisition_time, h.instance_number);
+  // PET: ImageIndex and FrameReferenceTime before the acquisition number and
+  // time, which some scanners write once for the whole dynamic series
+  return std::make_tuple(a, b, h.temporal_position, h.image_index, h.frame_reference_time, h.acquisition_number,
+                         h.acquisition_time, h.instance_number);
 }
 
 io::NiftiType stored_type(const io::SliceHeader& h) {

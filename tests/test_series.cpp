@@ -178,6 +178,37 @@ TEST(Sorting, RepeatedPositionsBecomeTimePoints) {
   }
 }
 
+TEST(Sorting, PetTimeSlicesFollowImageIndexThenFrameReferenceTime) {
+  // dynamic PET: one AcquisitionTime for the whole series, shuffled instance
+  // numbers; ImageIndex (or, without it, FrameReferenceTime) gives the time
+  for (bool with_index : {true, false}) {
+    std::vector<SliceHeader> hs;
+    std::mt19937 rng(11);
+    std::vector<int> instances(12);
+    std::iota(instances.begin(), instances.end(), 1);
+    std::shuffle(instances.begin(), instances.end(), rng);
+    for (int t = 0; t < 4; ++t)
+      for (int k = 0; k < 3; ++k) {
+        auto h = slice(kAxial, {0, 0, 4.0 * k}, instances[size_t(t * 3 + k)]);
+        h.modality = "PT";
+        h.acquisition_time = 36000;
+        if (with_index) h.image_index = t * 3 + k + 1;
+        else h.frame_reference_time = 60000.0 * t + 30000;
+        hs.push_back(h);
+      }
+    std::shuffle(hs.begin(), hs.end(), rng);
+    auto plan = plan_series(hs, all(hs.size()));
+    ASSERT_EQ(plan.series.size(), 1u);
+    const auto& p = plan.series[0];
+    EXPECT_EQ(p.nt, 4);
+    for (const auto& s : p.sources) {
+      const auto& h = hs[s.file];
+      const int t = with_index ? (h.image_index - 1) / 3 : int(h.frame_reference_time / 60000);
+      EXPECT_EQ(int(s.t), t) << (with_index ? "ImageIndex" : "FrameReferenceTime");
+    }
+  }
+}
+
 TEST(Grouping, SplitsIncompatibleSlices) {
   auto base = stack(kAxial, {0, 0, 0}, 2, {0, 1, 2, 3});
   struct Case {
