@@ -55,6 +55,14 @@ std::vector<SliceHeader> stack(std::array<double, 6> iop, Vec3 origin, double st
 
 std::vector<bool> all(size_t n) { return std::vector<bool>(n, true); }
 
+// Instance numbers 1..n in a scrambled order (they carry no order).
+std::vector<int> scrambled_instances(size_t n, std::mt19937& rng) {
+  std::vector<int> v(n);
+  std::iota(v.begin(), v.end(), 1);
+  std::shuffle(v.begin(), v.end(), rng);
+  return v;
+}
+
 Vec3 apply(const Affine& A, double i, double j, double k) {
   Vec3 r;
   for (int a = 0; a < 3; ++a) r[a] = A[a][0] * i + A[a][1] * j + A[a][2] * k + A[a][3];
@@ -184,9 +192,7 @@ TEST(Sorting, PetTimeSlicesFollowImageIndexThenFrameReferenceTime) {
   for (bool with_index : {true, false}) {
     std::vector<SliceHeader> hs;
     std::mt19937 rng(11);
-    std::vector<int> instances(12);
-    std::iota(instances.begin(), instances.end(), 1);
-    std::shuffle(instances.begin(), instances.end(), rng);
+    const std::vector<int> instances = scrambled_instances(12, rng);
     for (int t = 0; t < 4; ++t)
       for (int k = 0; k < 3; ++k) {
         auto h = slice(kAxial, {0, 0, 4.0 * k}, instances[size_t(t * 3 + k)]);
@@ -501,9 +507,7 @@ TEST(Diffusion, PhilipsVolumesOrderedByPrivateNumbersNotInstance) {
   const double bv[4] = {0, 1000, 1000, 0.5};
   std::vector<SliceHeader> hs;
   std::mt19937 rng(7);
-  std::vector<int> inst(12);
-  std::iota(inst.begin(), inst.end(), 1);
-  std::shuffle(inst.begin(), inst.end(), rng);
+  const std::vector<int> inst = scrambled_instances(12, rng);
   for (int t = 0; t < 4; ++t)
     for (int k = 0; k < 3; ++k) {
       SliceHeader h = slice(kAxial, {0, 0, 2.0 * k}, inst[t * 3 + k]);
