@@ -400,6 +400,18 @@ const gdcm::DataSet* first_item(const gdcm::DataSet* ds, const gdcm::Tag& t) {
   return &sq->GetItem(1).GetNestedDataSet();
 }
 
+HeaderRead read_header_gdcm(const InputFile& in) {
+  const gdcm::Tag pixel_data(0x7fe0, 0x0010);
+  HeaderRead h{open_input(in), std::make_unique<gdcm::Reader>()};
+  h.reader->SetStream(*h.stream);
+  if (h.reader->ReadUpToTag(pixel_data, {gdcm::Tag(0x7fe0, 0x0008), gdcm::Tag(0x7fe0, 0x0009), pixel_data}))
+    return h;
+  h = {open_input(in), std::make_unique<gdcm::Reader>()};
+  h.reader->SetStream(*h.stream);
+  if (h.reader->Read()) return h;
+  return {};
+}
+
 const gdcm::DataSet* functional_group(const gdcm::DataSet& ds, const gdcm::Tag& t) {
   if (const gdcm::DataSet* d = first_item(first_item(&ds, gdcm::Tag(0x5200, 0x9229)), t)) return d;
   return first_item(first_item(&ds, gdcm::Tag(0x5200, 0x9230)), t);
@@ -411,17 +423,13 @@ namespace {
 // when `r` holds the answer.
 bool parse_header(const InputFile& in, const IndexOptions& opt, uint64_t size, uint16_t pixel_element,
                   IndexResult& r) {
-  gdcm::Reader reader;
-  auto stream = open_input(in);
-  reader.SetStream(*stream);
-  // the values of FloatPixelData (7FE0,0008) and DoubleFloatPixelData
-  // (7FE0,0009), which come before PixelData, are skipped too
-  const gdcm::Tag pixel_data(0x7fe0, 0x0010);
-  if (!reader.ReadUpToTag(pixel_data, {gdcm::Tag(0x7fe0, 0x0008), gdcm::Tag(0x7fe0, 0x0009), pixel_data})) {
+  // (the probe has already vouched for the structure)
+  const HeaderRead read = read_header_gdcm(in);
+  if (!read.reader) {
     r.skip = SkipReason::NotDicom;
     return true;
   }
-  const gdcm::File& file = reader.GetFile();
+  const gdcm::File& file = read.reader->GetFile();
   const gdcm::DataSet& ds = file.GetDataSet();
   SliceHeader& h = r.header;
 

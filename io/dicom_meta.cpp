@@ -91,13 +91,9 @@ void read_siemens_acquisition(const gdcm::DataSet& ds, SeriesMeta& m) {
 namespace {
 
 SeriesMeta read_meta(const InputFile& in) {
-  gdcm::Reader reader;
-  auto stream = open_input(in);
-  reader.SetStream(*stream);
-  const gdcm::Tag pixel_data(0x7fe0, 0x0010);  // float pixel data values (7FE0,0008/9) are skipped too
-  if (!reader.ReadUpToTag(pixel_data, {gdcm::Tag(0x7fe0, 0x0008), gdcm::Tag(0x7fe0, 0x0009), pixel_data}))
-    throw std::runtime_error("header cannot be read");
-  const gdcm::DataSet& ds = reader.GetFile().GetDataSet();
+  const HeaderRead read = read_header_gdcm(in);
+  if (!read.reader) throw std::runtime_error("header cannot be read");
+  const gdcm::DataSet& ds = read.reader->GetFile().GetDataSet();
   auto t = [&](uint16_t g, uint16_t e) { return element_text(ds, gdcm::Tag(g, e)); };
 
   SeriesMeta m;

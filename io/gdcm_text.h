@@ -1,10 +1,15 @@
 // Small helpers to read DICOM element values as text through GDCM.
 #pragma once
 #include <gdcmDataSet.h>
+#include <gdcmReader.h>
 #include <gdcmTag.h>
 
+#include <istream>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "io/input_file.h"
 
 namespace rapidnii::io {
 
@@ -22,5 +27,15 @@ const gdcm::DataSet* first_item(const gdcm::DataSet* ds, const gdcm::Tag& t);
 // first item of sequence `t` in the shared functional groups, else in the
 // first frame's; null when neither has it.
 const gdcm::DataSet* functional_group(const gdcm::DataSet& ds, const gdcm::Tag& t);
+
+// A file's header read by GDCM up to PixelData (the values of FloatPixelData
+// and DoubleFloatPixelData, which come before it, skipped too). GDCM's
+// partial read fails on some deflated files that it reads whole: those are
+// read again, whole, by a fresh reader. Null when neither read works.
+struct HeaderRead {
+  std::unique_ptr<std::istream> stream;
+  std::unique_ptr<gdcm::Reader> reader;
+};
+HeaderRead read_header_gdcm(const InputFile& in);
 
 }  // namespace rapidnii::io

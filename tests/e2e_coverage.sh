@@ -3,7 +3,8 @@
 # .bval/.bvec (standard and Philips private tags, scrambled instance
 # numbers), Philips precise scaling, complex parts split, gantry tilt
 # reported, enhanced multi-frame, legacy multi-frame (NM tomography, gated
-# NM, MR cine, NM projections), RGB. Every reference must be reproduced
+# NM, MR cine, NM projections), RGB; multi-frame objects in compressed and
+# deflated transfer syntaxes. Every reference must be reproduced
 # (tests/check_coverage.py), with the orientation options too.
 set -u
 RAPIDNII=$1 PY=$2 WORK=$3
@@ -35,6 +36,20 @@ for orient in native RAS; do
   [ "$rc" = 0 ] || { echo "FAIL: exit code $rc (no position, $orient)"; fail=1; }
   "$PY" "$here/check_coverage.py" "$WORK/out-nopos-$orient" "$WORK/ref-nopos" --expect "$nref_nopos" || fail=1
   grep -qF "position unknown" "$WORK/log-nopos-$orient" || { echo "FAIL: unknown position not reported"; fail=1; }
+done
+# multi-frame objects (enhanced MR, enhanced CT, legacy gated NM) re-encoded by
+# gdcmconv in JPEG lossless, JPEG-LS, RLE and deflated transfer syntaxes:
+# every reference still reproduced
+mkdir -p "$WORK/ref-ts"
+for r in enh_echo1 enh_echo2 enh_ct nm_gated; do cp "$WORK/ref/$r".* "$WORK/ref-ts/"; done
+for opt in jpeg jpegls rle deflated; do
+  mkdir -p "$WORK/in-$opt"
+  for src in enhanced/multiecho enhanced/ct legacy/nm_gated; do
+    gdcmconv "--$opt" "$WORK/in/$src" "$WORK/in-$opt/$(basename "$src").dcm" \
+      || { echo "FAIL: gdcmconv --$opt $src (libgdcm-tools, installed by scripts/setup)"; fail=1; }
+  done
+  "$RAPIDNII" convert "$WORK/in-$opt" "$WORK/out-$opt" > "$WORK/log-$opt" 2>&1 || { cat "$WORK/log-$opt"; echo "FAIL: exit code ($opt)"; fail=1; }
+  "$PY" "$here/check_coverage.py" "$WORK/out-$opt" "$WORK/ref-ts" --expect 4 || { echo "FAIL: $opt"; fail=1; }
 done
 grep -qF "gantry tilt corrected" "$WORK/log-native" || { echo "FAIL: gantry tilt correction not reported"; fail=1; }
 grep -qF "1 derived isotropic (trace) volume(s) removed" "$WORK/log-native" || { echo "FAIL: removal of the isotropic volume not reported"; fail=1; }
