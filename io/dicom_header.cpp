@@ -509,6 +509,7 @@ bool parse_header(const InputFile& in, const IndexOptions& opt, uint64_t size, u
   }
   auto ps = element_numbers(ds, gdcm::Tag(0x0028, 0x0030));
   if (ps.size() == 2 && ps[0] > 0 && ps[1] > 0) h.pixel_spacing = {ps[0], ps[1]};
+  else if (ps.size() == 1 && ps[0] > 0) h.pixel_spacing = {ps[0], ps[0]};  // malformed single value: isotropic (as dcm2niix)
   element_number(ds, gdcm::Tag(0x0018, 0x0050), h.slice_thickness);
   element_number(ds, gdcm::Tag(0x0018, 0x0088), h.spacing_between_slices);
   double slope = 1, inter = 0;

@@ -63,9 +63,16 @@ std::string split_key(const io::SliceHeader& h) {
   return k;
 }
 
-bool same_orientation(const io::SliceHeader& a, const io::SliceHeader& b) {
+bool same_plane_geometry(const io::SliceHeader& a, const io::SliceHeader& b) {
   for (int i = 0; i < 6; ++i)
-    if (std::abs(a.iop[i] - b.iop[i]) > 1e-3) return false;
+    // 5e-3 (0.3 degrees): scanners and converters jitter the cosines by up
+    // to ~1e-3; a tighter bound splits one stack into interleaved parts
+    if (std::abs(a.iop[i] - b.iop[i]) > 5e-3) return false;
+  // another pixel spacing is another reconstruction (field of view): never
+  // one volume; jitter (1e-4 relative) is not
+  for (int i = 0; i < 2; ++i)
+    if (std::abs(a.pixel_spacing[i] - b.pixel_spacing[i]) > 2e-3 * std::max(a.pixel_spacing[i], b.pixel_spacing[i]))
+      return false;
   return a.has_orientation == b.has_orientation;
 }
 
@@ -239,7 +246,8 @@ bool plan_group(const std::vector<io::SliceHeader>& headers, const std::vector<u
     const double mean = (vs[starts.back()].d - vs[starts.front()].d) / double(nz - 1);
     for (size_t k = 1; k < nz; ++k) {
       const double gap = vs[starts[k]].d - vs[starts[k - 1]].d;
-      if (std::abs(gap - mean) > std::max(0.01, 0.05 * std::abs(mean))) {
+      // 0.1 mm: positions written to 0.1 mm (some vendors) are not uneven
+      if (std::abs(gap - mean) > std::max(0.1, 0.05 * std::abs(mean))) {
         p.warnings.push_back("uneven slice spacing");
         break;
       }
@@ -266,9 +274,18 @@ bool plan_group(const std::vector<io::SliceHeader>& headers, const std::vector<u
   // sampled at (i + k*di, j + k*dj) and the affine's slice column becomes the
   // normal component of the slice vector. Other modalities keep the exact
   // sheared affine. Both are reported.
+  // A drift across the whole stack below a quarter of a pixel is the rounding
+  // of ImagePositionPatient, not a tilt: the slice column keeps the normal
+  // component only (voxels untouched, no shear).
   if (nz > 1 && tiles == 0) {
     const double len = std::sqrt(dot(slice_vec, slice_vec));
-    if (len > 0 && std::abs(dot(slice_vec, normal)) / len < std::cos(0.1 * M_PI / 180.0)) {
+    const Vec3 in_plane = add(slice_vec, scale(normal, -dot(slice_vec, normal)));
+    const double drift = std::sqrt(dot(in_plane, in_plane)) * double(nz - 1);
+    const bool sheared = len > 0 && std::abs(dot(slice_vec, normal)) / len < std::cos(0.1 * M_PI / 180.0);
+    if (sheared && drift < 0.25 * std::min(dx, dy)) {
+      const Vec3 along = scale(normal, dot(slice_vec, normal));
+      for (int r = 0; r < 3; ++r) p.affine[r][2] = (r < 2 ? -1.0 : 1.0) * along[r];
+    } else if (sheared) {
       p.gantry_tilt = true;
       std::string mod = h0.modality;
       for (char& ch : mod) ch = char(std::toupper(static_cast<unsigned char>(ch)));
@@ -549,12 +566,12 @@ Plan plan_slices(const std::vector<io::SliceHeader>& headers, const std::vector<
   };
   std::vector<Pending> pending;
   for (auto& [key, files] : groups) {
-    // 2. orientation clusters inside each key
+    // 2. clusters of one orientation and pixel spacing inside each key
     std::vector<std::vector<uint32_t>> clusters;
     for (uint32_t f : files) {
       bool placed = false;
       for (auto& c : clusters)
-        if (same_orientation(headers[c.front()], headers[f])) {
+        if (same_plane_geometry(headers[c.front()], headers[f])) {
           c.push_back(f);
           placed = true;
           break;

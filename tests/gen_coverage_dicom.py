@@ -38,6 +38,7 @@ and <name>.dtype (the NIfTI datatype expected). Series:
                 FrameTime: a time series of one slice
   nm_projections (with --no-position): NM projections from two detectors,
                 stacked in stored order, qform/sform code 0
+  ps_single:    PixelSpacing with a single value, read as isotropic
   no_position (only, with --no-position: kept apart because it is never
                 reoriented): no ImagePositionPatient at all, qform/sform code 0
 A reference may have <name>.tr (pixdim[4] and the sidecar's RepetitionTime,
@@ -627,6 +628,24 @@ def enhanced_philips(in_dir, ref_dir):
              dtype="float32")
 
 
+def single_pixel_spacing(in_dir, ref_dir):
+    """PixelSpacing written with one value ("0.9", malformed: VM 2): read as
+    isotropic, as dcm2niix does."""
+    row, col = np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
+    nr, nc, nz = 4, 5, 3
+    suid = new_uid()
+    data = rng.integers(0, 3000, size=(nz, nr, nc))
+    dsets = []
+    for k in range(nz):
+        ds = base(ExplicitVRLittleEndian, suid, 91, k + 1)
+        put_slice(ds, row, col, np.array([5.0, 6.0, 2.0 * k]), (0.9, 0.9), data[k])
+        ds.PixelSpacing = "0.9"
+        dsets.append(ds)
+    write_all(in_dir, "ps_single", dsets)
+    save_ref(ref_dir, "ps_single", np.transpose(data, (2, 1, 0)),
+             ref_affine(row, col, np.array([0, 0, 2.0]), np.array([5.0, 6.0, 0.0]), (0.9, 0.9)))
+
+
 def main():
     in_dir, ref_dir = sys.argv[1], sys.argv[2]
     os.makedirs(in_dir, exist_ok=True)
@@ -644,6 +663,7 @@ def main():
     rgb(in_dir, ref_dir)
     legacy(in_dir, ref_dir)
     enhanced_philips(in_dir, ref_dir)
+    single_pixel_spacing(in_dir, ref_dir)
 
 
 if __name__ == "__main__":

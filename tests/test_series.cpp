@@ -231,6 +231,7 @@ TEST(Grouping, SplitsIncompatibleSlices) {
       {"pixel format", [](SliceHeader& h) { h.pixel_representation = 0; }},
       // two CT reconstructions at the same positions: never one 4D series
       {"reconstruction kernel", [](SliceHeader& h) { h.convolution_kernel = "BONE"; }},
+      {"pixel spacing", [](SliceHeader& h) { h.pixel_spacing = {1.2, 1.2}; }},
   };
   for (const auto& c : cases) {
     auto hs = base;
@@ -360,6 +361,43 @@ TEST(Geometry, OneSliceTakesTheSliceSpacingElseTheThickness) {
   EXPECT_NEAR(one(5, 2), 2, 1e-12);
   EXPECT_NEAR(one(5, 0), 5, 1e-12);
   EXPECT_NEAR(one(0, 0), 1, 1e-12);
+}
+
+TEST(Grouping, OrientationJitterKeepsOneStack) {
+  // direction cosines jittered by up to 1e-3 (0.06 degrees): one stack, never
+  // interleaved parts
+  auto hs = stack(kAxial, {0, 0, 0}, 2, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11});
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<double> jitter(-1e-3, 1e-3);
+  for (auto& h : hs)
+    for (double& c : h.iop) c += jitter(rng);
+  auto plan = plan_series(hs, all(hs.size()));
+  ASSERT_EQ(plan.series.size(), 1u);
+  EXPECT_EQ(plan.series[0].nz, 12);
+}
+
+TEST(Geometry, RoundedPositionsAreNotAGantryTilt) {
+  // an oblique stack whose positions were written to 0.1 mm: the first-to-last
+  // vector leaves the normal by ~0.4 degrees, but drifts by less than a
+  // quarter pixel in-plane: no tilt, no shear, the normal spacing kept
+  const std::array<double, 6> oblique{1, 0, 0, 0, std::cos(0.3), std::sin(0.3)};
+  auto hs = stack(oblique, {10, 20, 30}, 2.5, {0, 1, 2});
+  for (auto& h : hs) {
+    h.modality = "CT";
+    for (double& x : h.ipp) x = std::round(x * 10) / 10;
+  }
+  auto plan = plan_series(hs, all(hs.size()));
+  ASSERT_EQ(plan.series.size(), 1u);
+  const auto& p = plan.series[0];
+  EXPECT_FALSE(p.gantry_tilt);
+  EXPECT_FALSE(p.tilt_resample);
+  EXPECT_TRUE(p.warnings.empty());
+  const Vec3 n = rapidnii::pipeline::slice_normal(oblique);
+  const Vec3 col{-p.affine[0][2], -p.affine[1][2], p.affine[2][2]};  // RAS -> LPS
+  const double along = col[0] * n[0] + col[1] * n[1] + col[2] * n[2];
+  const double len = std::sqrt(col[0] * col[0] + col[1] * col[1] + col[2] * col[2]);
+  EXPECT_NEAR(along, len, 1e-9);  // parallel to the normal
+  EXPECT_NEAR(len, 2.5, 0.05);
 }
 
 TEST(Grouping, UnevenSpacingIsReported) {
