@@ -494,6 +494,7 @@ bool parse_header(const InputFile& in, const IndexOptions& opt, uint64_t size, u
   h.acquisition_time = dicom_time_seconds(element_text(ds, gdcm::Tag(0x0008, 0x0032)));
   h.image_index = element_int(ds, gdcm::Tag(0x0054, 0x1330));
   element_number(ds, gdcm::Tag(0x0054, 0x1300), h.frame_reference_time);
+  element_number(ds, gdcm::Tag(0x0018, 0x1242), h.frame_duration);
 
   auto iop = element_numbers(ds, gdcm::Tag(0x0020, 0x0037));
   if (iop.size() == 6) {

@@ -73,6 +73,7 @@ struct SliceHeader {
   // gated series by time slice/slot; FrameReferenceTime (0054,1300) in ms.
   int32_t image_index = 0;
   double frame_reference_time = -1;
+  double frame_duration = -1;  // ms, ActualFrameDuration (0018,1242)
 
   bool has_orientation = false;
   bool has_position = false;

@@ -160,6 +160,8 @@ SeriesMeta read_meta(const InputFile& in) {
   m.echo_time = number(ds, 0x0018, 0x0081);
   m.repetition_time = number(ds, 0x0018, 0x0080);
   m.kvp = number(ds, 0x0018, 0x0060);
+  m.pet_units = t(0x0054, 0x1001);
+  m.decay_correction = t(0x0054, 0x1102);
   m.percent_phase_fov = number(ds, 0x0018, 0x0094);
   m.parallel_reduction = number(ds, 0x0018, 0x9069);
   // Multi-frame (enhanced) objects hold the physics in functional groups

@@ -35,6 +35,7 @@ struct SeriesMeta {
       parallel_reduction;
   std::optional<int> series_number, acquisition_number, echo_number;
   std::vector<double> image_orientation;  // ImageOrientationPatient (6 values), empty if absent
+  std::string pet_units, decay_correction;  // PET (0054,1001), (0054,1102): code strings
 
   // Siemens acquisition details (numbers only): the CSA image header's
   // PhaseEncodingDirectionPositive, BandwidthPerPixelPhaseEncode (0019,1028)

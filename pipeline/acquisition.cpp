@@ -59,6 +59,8 @@ AcquisitionFields acquisition_fields(const io::SeriesMeta& m, const SeriesPlan& 
       f.total_readout_time = ees * (recon_pe - 1);
     }
   }
+  f.frame_duration = p.frame_durations;
+  f.frame_times_start = p.frame_starts;
   // slice timing: tile t of every mosaic was acquired at times[t]
   if (p.mosaic_tiles_per_row > 0 && !m.mosaic_slice_times_ms.empty() && p.nz > 1 && !p.position_unknown) {
     std::vector<double> native(p.nz, -1);

@@ -19,6 +19,7 @@ struct AcquisitionFields {
   std::vector<double> slice_timing;                                  // s, one per slice along slice_encoding_direction
   std::string slice_encoding_direction;                              // empty when "k" (the BIDS default)
   std::vector<std::string> warnings;                                 // e.g. slice times not written
+  std::vector<double> frame_times_start, frame_duration;             // PET dynamic, s (BIDS-PET)
 };
 
 // From the series' representative header `m`, its plan `p` (native voxel
@@ -37,6 +38,9 @@ struct AcquisitionFields {
 //    not written (a warning says so) when a time is not within the
 //    repetition time: some Siemens multiband versions store wrong times, and
 //    dcm2niix's reconstruction of them from the protocol is not reproduced.
+//  - PET dynamic: FrameDuration from ActualFrameDuration, FrameTimesStart
+//    from each frame's AcquisitionTime after the first's (only when they
+//    increase: scanners that write one time for the series give none).
 AcquisitionFields acquisition_fields(const io::SeriesMeta& m, const SeriesPlan& p, const Affine& out_affine);
 
 }  // namespace rapidnii::pipeline

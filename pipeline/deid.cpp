@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -682,6 +683,17 @@ nlohmann::json make_sidecar(const io::SeriesMeta& m, const SeriesContext& c, con
   if (!acq.slice_timing.empty()) j["SliceTiming"] = acq.slice_timing;
   if (!acq.slice_encoding_direction.empty()) j["SliceEncodingDirection"] = acq.slice_encoding_direction;
   if (m.image_orientation.size() == 6) j["ImageOrientationPatientDICOM"] = m.image_orientation;
+  // PET: code strings (letters, digits, underscore only) and frame timing
+  auto code = [&](const char* key, const std::string& v) {
+    const std::string s = trim(v);
+    if (!s.empty() && s.size() <= 16 &&
+        std::all_of(s.begin(), s.end(), [](char ch) { return std::isupper((unsigned char)ch) || std::isdigit((unsigned char)ch) || ch == '_'; }))
+      j[key] = s;
+  };
+  code("Units", m.pet_units);
+  code("DecayCorrection", m.decay_correction);
+  if (!acq.frame_duration.empty()) j["FrameDuration"] = acq.frame_duration;
+  if (!acq.frame_times_start.empty()) j["FrameTimesStart"] = acq.frame_times_start;
   if (m.series_number) j["SeriesNumber"] = *m.series_number;
   if (m.acquisition_number) j["AcquisitionNumber"] = *m.acquisition_number;
   if (m.echo_number) j["EchoNumber"] = *m.echo_number;

@@ -369,6 +369,25 @@ bool plan_group(const std::vector<io::SliceHeader>& headers, const std::vector<u
     if (p.dwi && ge_vectors) p.warnings.push_back("diffusion vectors from GE private tags: frame assumed patient");
   }
 
+  // PET frame timing, from the first slice of each volume.
+  if (nt > 1) {
+    std::vector<const io::SliceHeader*> first(nt, nullptr);
+    for (const SliceSource& s : p.sources)
+      if (s.z == 0) first[s.t] = &headers[s.file];
+    bool durations = true, starts = true;
+    for (size_t t = 0; t < nt; ++t) {
+      durations &= first[t] && first[t]->frame_duration > 0;
+      starts &= first[t] && first[t]->acquisition_time >= 0 &&
+                (t == 0 || first[t]->acquisition_time > first[t - 1]->acquisition_time);
+    }
+    std::string mod = h0.modality;
+    for (char& ch : mod) ch = char(std::toupper(static_cast<unsigned char>(ch)));
+    if (mod == "PT" && durations)
+      for (size_t t = 0; t < nt; ++t) p.frame_durations.push_back(first[t]->frame_duration / 1000.0);
+    if (mod == "PT" && starts)
+      for (size_t t = 0; t < nt; ++t) p.frame_starts.push_back(first[t]->acquisition_time - first[0]->acquisition_time);
+  }
+
   // Time step between volumes: a cine's frame time, else the repetition time.
   p.tr_seconds = h0.frame_interval > 0 ? h0.frame_interval / 1000.0
                  : h0.repetition_time > 0 ? h0.repetition_time / 1000.0 : 0.0;

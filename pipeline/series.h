@@ -44,6 +44,9 @@ struct SeriesPlan {
   // Diffusion: one b-value and one gradient (patient frame, LPS) per
   // volume, in output order; written as .bval/.bvec (pipeline/dwi).
   bool dwi = false;
+  // PET dynamic (nt > 1), per volume, s: ActualFrameDuration, and the start
+  // of each frame (its AcquisitionTime) after the first's, when those increase
+  std::vector<double> frame_durations, frame_starts;
   std::vector<double> bvals;
   std::vector<Vec3> gradients;
   // Enhanced multi-frame inputs: frames in each such file (sources carry

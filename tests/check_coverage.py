@@ -7,7 +7,8 @@ within 1e-3 mm, values within 1e-4 relative); where the reference has
 .dtype, the output's NIfTI datatype must be that; where it has .tr, the
 output's pixdim[4] and sidecar RepetitionTime (s); where it has .dt, the
 output's pixdim[4] (s) alone; where it has .pe, the sidecar's
-PhaseEncodingAxis; where it has .xform, its
+PhaseEncodingAxis; where it has .side (JSON), those sidecar values (null:
+absent); where it has .xform, its
 qform_code and sform_code; outputs of references without .bval must have none.
 
 Usage: check_coverage.py OUT_DIR REF_DIR [--expect N]
@@ -88,6 +89,16 @@ def main():
             if got != want:
                 print("FAIL %s: PhaseEncodingAxis %s, expected %s" % (name, got, want))
                 good = False
+        if os.path.exists(stem + ".side"):
+            want = json.load(open(stem + ".side"))
+            side = json.load(open(ostem + ".json"))
+            for key, v in want.items():
+                got = side.get(key)
+                same = got == v if v is None or isinstance(v, str) else (
+                    got is not None and np.allclose(np.asarray(got, float), np.asarray(v, float), atol=1e-6))
+                if not same:
+                    print("FAIL %s: sidecar %s %r, expected %r" % (name, key, got, v))
+                    good = False
         if os.path.exists(stem + ".xform"):
             want = int(open(stem + ".xform").read())
             h = nib.load(hit).header

@@ -39,6 +39,9 @@ and <name>.dtype (the NIfTI datatype expected). Series:
   nm_projections (with --no-position): NM projections from two detectors,
                 stacked in stored order, qform/sform code 0
   ps_single:    PixelSpacing with a single value, read as isotropic
+  pet_dyn / pet_dyn_onetime: dynamic PET (unequal frames, shuffled
+                instances, slope per image); FrameDuration, FrameTimesStart
+                (only from increasing AcquisitionTimes), Units, DecayCorrection
   no_position (only, with --no-position: kept apart because it is never
                 reoriented): no ImagePositionPatient at all, qform/sform code 0
 A reference may have <name>.tr (pixdim[4] and the sidecar's RepetitionTime,
@@ -47,6 +50,7 @@ direction, LPS: the sidecar's PhaseEncodingAxis must name the output axis
 nearest to it) and <name>.xform (the qform_code and sform_code expected).
 Run with Debian's /usr/bin/python3 (pydicom, nibabel, numpy).
 """
+import json
 import os
 import random
 import sys
@@ -646,6 +650,50 @@ def single_pixel_spacing(in_dir, ref_dir):
              ref_affine(row, col, np.array([0, 0, 2.0]), np.array([5.0, 6.0, 0.0]), (0.9, 0.9)))
 
 
+def pet_dynamic(in_dir, ref_dir):
+    """Dynamic PET, frames of 10/10/30/60 s: shuffled instance numbers, a
+    rescale slope per image (float32), AcquisitionTime per frame (its start):
+    FrameDuration and FrameTimesStart in the sidecar, Units and
+    DecayCorrection kept. A second series writes one AcquisitionTime for
+    every frame (frame order then from ImageIndex): no FrameTimesStart."""
+    row, col = np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
+    nr, nc, nz = 4, 5, 3
+    durations, starts = [10, 10, 30, 60], [0, 10, 20, 50]
+    for name, per_frame_time in (("pet_dyn", True), ("pet_dyn_onetime", False)):
+        suid = new_uid()
+        expect = np.zeros((len(durations), nz, nr, nc))
+        inst = list(range(1, len(durations) * nz + 1))
+        random.shuffle(inst)
+        dsets = []
+        for t, (d, st) in enumerate(zip(durations, starts)):
+            for k in range(nz):
+                ds = base(ExplicitVRLittleEndian, suid, 95 if per_frame_time else 96, inst.pop(), modality="CT")
+                ds.Modality = "PT"
+                ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.128"
+                ds.ImageType = ["ORIGINAL", "PRIMARY"]
+                del ds.EchoTime
+                del ds.RepetitionTime
+                ds.Units = "BQML"
+                ds.DecayCorrection = "START"
+                secs = 10 * 3600 + (st if per_frame_time else 0)
+                ds.AcquisitionTime = "%02d%02d%02d.000000" % (secs // 3600, secs // 60 % 60, secs % 60)
+                ds.ActualFrameDuration = d * 1000
+                ds.FrameReferenceTime = "%d" % (st * 1000 + d * 500)
+                ds.ImageIndex = t * nz + k + 1
+                px = rng.integers(0, 30000, size=(nr, nc))
+                put_slice(ds, row, col, np.array([0.0, 0.0, 3.0 * k]), (2.0, 2.0), px, signed=False)
+                slope = float("%.6f" % rng.uniform(0.1, 2))
+                ds.RescaleSlope, ds.RescaleIntercept = "%.6f" % slope, "0"
+                expect[t, k] = px * slope
+                dsets.append(ds)
+        write_all(in_dir, name, dsets)
+        save_ref(ref_dir, name, np.transpose(expect, (3, 2, 1, 0)),
+                 ref_affine(row, col, np.array([0, 0, 3.0]), np.zeros(3), (2.0, 2.0)), dtype="float32")
+        side = {"Units": "BQML", "DecayCorrection": "START", "FrameDuration": durations,
+                "FrameTimesStart": starts if per_frame_time else None}
+        open(os.path.join(ref_dir, name + ".side"), "w").write(json.dumps(side) + "\n")
+
+
 def main():
     in_dir, ref_dir = sys.argv[1], sys.argv[2]
     os.makedirs(in_dir, exist_ok=True)
@@ -664,6 +712,7 @@ def main():
     legacy(in_dir, ref_dir)
     enhanced_philips(in_dir, ref_dir)
     single_pixel_spacing(in_dir, ref_dir)
+    pet_dynamic(in_dir, ref_dir)
 
 
 if __name__ == "__main__":

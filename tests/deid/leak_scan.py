@@ -60,7 +60,8 @@ RESEARCH_KEYS = {
     "PhaseEncodingDirection": re.compile(r"^[ijk]-?$"), "PhaseEncodingAxis": re.compile(r"^[ijk]$"),
     "SliceEncodingDirection": re.compile(r"^[ijk]-?$"), "BandwidthPerPixelPhaseEncode": NUM,
     "EffectiveEchoSpacing": NUM, "TotalReadoutTime": NUM, "SliceTiming": "numlist",
-    "ImageOrientationPatientDICOM": "numlist",
+    "ImageOrientationPatientDICOM": "numlist", "FrameDuration": "numlist", "FrameTimesStart": "numlist",
+    "Units": re.compile(r"^[A-Z0-9_]{1,16}$"), "DecayCorrection": re.compile(r"^[A-Z0-9_]{1,16}$"),
 }
 STRICT_DROP = {"PatientAge", "PatientSex", "InstitutionName", "StationName", "DeviceSerialNumber",
                "AcquisitionDateTime", "AcquisitionTime"}
