@@ -490,28 +490,29 @@ std::vector<uint32_t> find_duplicate_instances(const std::vector<io::SliceHeader
 
 namespace {
 
-// Classic images of one series with no EchoNumbers but several echo times:
-// echo n is the n-th echo time (as enhanced objects are numbered), so that
-// the echoes are separate outputs named echo-<n>. Null when nothing changes.
+// Classic images of one series whose EchoNumbers cannot tell its echo times
+// apart (absent, or fewer numbers than times): echo n is the n-th echo time
+// (as enhanced objects are numbered), so that the echoes are separate
+// outputs named echo-<n> in TE order. Null when nothing changes.
 std::unique_ptr<std::vector<io::SliceHeader>> number_echoes(const std::vector<io::SliceHeader>& headers,
                                                             const std::vector<bool>& usable) {
-  std::map<std::string, std::set<long long>> times;  // series -> echo times (us) of unnumbered images
-  std::set<std::string> numbered;
+  std::map<std::string, std::set<long long>> times;  // series -> echo times (us)
+  std::map<std::string, std::set<int32_t>> numbers;  // series -> EchoNumbers
+  auto classic = [&](uint32_t i) { return i < usable.size() && usable[i] && !headers[i].frames; };
   for (uint32_t i = 0; i < headers.size(); ++i) {
-    if (i >= usable.size() || !usable[i] || headers[i].frames) continue;
-    const io::SliceHeader& h = headers[i];
-    if (h.echo_number > 0) numbered.insert(h.series_uid);
-    else times[h.series_uid].insert(std::llround(h.echo_time * 1000));
+    if (!classic(i)) continue;
+    times[headers[i].series_uid].insert(std::llround(headers[i].echo_time * 1000));
+    numbers[headers[i].series_uid].insert(headers[i].echo_number);
   }
-  bool any = false;
-  for (const auto& [uid, t] : times) any |= t.size() > 1 && !numbered.count(uid);
-  if (!any) return nullptr;
+  std::set<std::string> renumber;
+  for (const auto& [uid, t] : times)
+    if (t.size() > 1 && numbers[uid].size() < t.size()) renumber.insert(uid);
+  if (renumber.empty()) return nullptr;
   auto out = std::make_unique<std::vector<io::SliceHeader>>(headers);
   for (uint32_t i = 0; i < out->size(); ++i) {
     io::SliceHeader& h = (*out)[i];
-    if (i >= usable.size() || !usable[i] || h.frames || h.echo_number > 0 || numbered.count(h.series_uid)) continue;
+    if (!classic(i) || !renumber.count(h.series_uid)) continue;
     const auto& t = times[h.series_uid];
-    if (t.size() < 2) continue;
     h.echo_number = int32_t(std::distance(t.begin(), t.find(std::llround(h.echo_time * 1000)))) + 1;
   }
   return out;

@@ -267,11 +267,16 @@ TEST(Grouping, EchoesWithoutNumbersAreSplitByEchoTime) {
     numbers.insert(p.first.echo_number);
   }
   EXPECT_EQ(numbers.size(), 2u);
-  // numbered echoes keep their numbers; equal numbers with unequal times still split
+  // EchoNumbers that cannot tell the times apart (all 1) are replaced by the
+  // TE rank too; numbers that can (2 for 4.5 ms, 1 for 10 ms) are kept
   for (auto& h : hs) h.echo_number = 1;
   plan = plan_series(hs, all(hs.size()));
   ASSERT_EQ(plan.series.size(), 2u);
-  for (const auto& p : plan.series) EXPECT_EQ(p.first.echo_number, 1);
+  for (const auto& p : plan.series) EXPECT_EQ(p.first.echo_number, p.first.echo_time < 5 ? 1 : 2);
+  for (auto& h : hs) h.echo_number = h.echo_time < 5 ? 2 : 1;
+  plan = plan_series(hs, all(hs.size()));
+  ASSERT_EQ(plan.series.size(), 2u);
+  for (const auto& p : plan.series) EXPECT_EQ(p.first.echo_number, p.first.echo_time < 5 ? 2 : 1);
 }
 
 TEST(Grouping, SameSeriesStaysTogetherAndUnusableFilesAreIgnored) {
