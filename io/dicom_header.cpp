@@ -591,6 +591,13 @@ bool parse_header(const InputFile& in, const IndexOptions& opt, uint64_t size, u
     r.detail = "colour other than 8-bit RGB";
     return true;
   }
+  // A Modality LUT (PS3.3 C.11.1) maps stored values to the modality's
+  // values; it is not applied, so the stored values would be wrong ones.
+  if (ds.FindDataElement(gdcm::Tag(0x0028, 0x3000)) || functional_group(ds, gdcm::Tag(0x0028, 0x3000))) {
+    r.skip = SkipReason::Unsupported;
+    r.detail = "modality LUT sequence (not applied)";
+    return true;
+  }
   if (h.number_of_frames > 1) {
     std::string why;
     if (!little_endian || h.mosaic_images > 0 || !read_enhanced_frames(ds, h, why)) {

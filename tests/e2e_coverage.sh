@@ -51,6 +51,13 @@ for opt in jpeg jpegls rle deflated; do
   "$RAPIDNII" convert "$WORK/in-$opt" "$WORK/out-$opt" > "$WORK/log-$opt" 2>&1 || { cat "$WORK/log-$opt"; echo "FAIL: exit code ($opt)"; fail=1; }
   "$PY" "$here/check_coverage.py" "$WORK/out-$opt" "$WORK/ref-ts" --expect 4 || { echo "FAIL: $opt"; fail=1; }
 done
+# a Modality LUT is not applied: the series is skipped with its reason, nothing written
+"$PY" "$here/gen_coverage_dicom.py" "$WORK/in-lut" "$WORK/ref-lut" --unsupported || { echo "FAIL: generator (LUT)"; exit 1; }
+"$RAPIDNII" convert "$WORK/in-lut" "$WORK/out-lut" > "$WORK/log-lut" 2>&1
+rc=$?
+[ "$rc" != 0 ] || { echo "FAIL: a skipped series must give a non-zero exit code"; fail=1; }
+grep -qF "modality LUT sequence (not applied)" "$WORK/log-lut" || { cat "$WORK/log-lut"; echo "FAIL: LUT skip not reported"; fail=1; }
+[ -z "$(find "$WORK/out-lut" -name '*.nii.gz' 2>/dev/null)" ] || { echo "FAIL: a series with a Modality LUT was written"; fail=1; }
 grep -qF "gantry tilt corrected" "$WORK/log-native" || { echo "FAIL: gantry tilt correction not reported"; fail=1; }
 grep -qF "1 derived isotropic (trace) volume(s) removed" "$WORK/log-native" || { echo "FAIL: removal of the isotropic volume not reported"; fail=1; }
 # de-identification: the gradient tables hold numbers only

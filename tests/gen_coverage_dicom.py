@@ -694,10 +694,31 @@ def pet_dynamic(in_dir, ref_dir):
         open(os.path.join(ref_dir, name + ".side"), "w").write(json.dumps(side) + "\n")
 
 
+def modality_lut(in_dir):
+    """A series with a Modality LUT Sequence (0028,3000): its stored values
+    are not the modality values and the LUT is not applied, so it must be
+    skipped with a reason, never written (with --unsupported; no reference)."""
+    row, col = np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
+    suid = new_uid()
+    dsets = []
+    for k in range(3):
+        ds = base(ExplicitVRLittleEndian, suid, 97, k + 1)
+        put_slice(ds, row, col, np.array([0.0, 0.0, 2.0 * k]), (1.0, 1.0), rng.integers(0, 256, size=(4, 5)),
+                  signed=False)
+        lut = seq_item(LUTDescriptor=[256, 0, 16], ModalityLUTType="OD")
+        lut.add_new((0x0028, 0x3006), "US", [2 * v + 100 for v in range(256)])  # LUTData
+        ds.ModalityLUTSequence = [lut]
+        dsets.append(ds)
+    write_all(in_dir, "modality_lut", dsets)
+
+
 def main():
     in_dir, ref_dir = sys.argv[1], sys.argv[2]
     os.makedirs(in_dir, exist_ok=True)
     os.makedirs(ref_dir, exist_ok=True)
+    if "--unsupported" in sys.argv:
+        modality_lut(in_dir)
+        return
     if "--no-position" in sys.argv:
         no_position(in_dir, ref_dir)
         nm_projections(in_dir, ref_dir)
