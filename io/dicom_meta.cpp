@@ -202,6 +202,19 @@ SeriesMeta read_meta(const InputFile& in) {
   std::string maker = m.manufacturer;
   for (char& ch : maker) ch = char(std::toupper(static_cast<unsigned char>(ch)));
   if (maker.find("SIEMENS") != std::string::npos) read_siemens_acquisition(ds, m);
+  if (maker.find("PHILIPS") != std::string::npos) {
+    const gdcm::Tag ss_tag(0x2005, 0x100e);
+    if (ds.FindDataElement(ss_tag))
+      if (const gdcm::ByteValue* bv = ds.GetDataElement(ss_tag).GetByteValue(); bv && bv->GetLength() == 4) {
+        float ss;
+        std::memcpy(&ss, bv->GetPointer(), 4);
+        if (std::isfinite(ss) && ss != 0) {
+          m.philips_scale_slope = ss;
+          m.philips_rescale_slope = number(ds, 0x0028, 0x1053).value_or(1.0);
+          m.philips_rescale_intercept = number(ds, 0x0028, 0x1052).value_or(0.0);
+        }
+      }
+  }
   return m;
 }
 

@@ -36,6 +36,10 @@ struct SeriesMeta {
   std::optional<int> series_number, acquisition_number, echo_number;
   std::vector<double> image_orientation;  // ImageOrientationPatient (6 values), empty if absent
   std::string pet_units, decay_correction;  // PET (0054,1001), (0054,1102): code strings
+  // Philips classic images with a private scale slope (2005,100E): the
+  // factors of the precise values written, so that users can get back to
+  // the displayed ones (FP = (SV*RS + RI) / (RS*SS), DV = SV*RS + RI)
+  std::optional<double> philips_rescale_slope, philips_rescale_intercept, philips_scale_slope;
 
   // Siemens acquisition details (numbers only): the CSA image header's
   // PhaseEncodingDirectionPositive, BandwidthPerPixelPhaseEncode (0019,1028)

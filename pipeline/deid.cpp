@@ -690,6 +690,12 @@ nlohmann::json make_sidecar(const io::SeriesMeta& m, const SeriesContext& c, con
         std::all_of(s.begin(), s.end(), [](char ch) { return std::isupper((unsigned char)ch) || std::isdigit((unsigned char)ch) || ch == '_'; }))
       j[key] = s;
   };
+  if (m.philips_scale_slope) {
+    num("PhilipsRescaleSlope", m.philips_rescale_slope);
+    num("PhilipsRescaleIntercept", m.philips_rescale_intercept);
+    num("PhilipsScaleSlope", m.philips_scale_slope);
+    j["UsePhilipsFloatNotDisplayScaling"] = 1;
+  }
   code("Units", m.pet_units);
   code("DecayCorrection", m.decay_correction);
   if (!acq.frame_duration.empty()) j["FrameDuration"] = acq.frame_duration;

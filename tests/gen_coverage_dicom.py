@@ -240,6 +240,11 @@ def dwi_philips(in_dir, ref_dir):
     ijk = np.transpose(expect[order], (3, 2, 1, 0))
     save_ref(ref_dir, "dwi_philips", ijk, ref_affine(row, col, normal * 3.0, origin, spacing), dtype="float32",
              bvals=[acq[i][2] for i in order], grads=[acq[i][3] for i in order])
+    # the sidecar records the factors of the first slice of the first volume
+    t0 = order[0]
+    side = {"PhilipsRescaleSlope": float("%.6f" % rs[t0, 0]), "PhilipsRescaleIntercept": float(ri[t0, 0]),
+            "PhilipsScaleSlope": float(np.float32(ss[t0, 0])), "UsePhilipsFloatNotDisplayScaling": 1}
+    open(os.path.join(ref_dir, "dwi_philips.side"), "w").write(json.dumps(side) + "\n")
 
 
 def complex_parts(in_dir, ref_dir):

@@ -61,6 +61,8 @@ RESEARCH_KEYS = {
     "SliceEncodingDirection": re.compile(r"^[ijk]-?$"), "BandwidthPerPixelPhaseEncode": NUM,
     "EffectiveEchoSpacing": NUM, "TotalReadoutTime": NUM, "SliceTiming": "numlist",
     "ImageOrientationPatientDICOM": "numlist", "FrameDuration": "numlist", "FrameTimesStart": "numlist",
+    "PhilipsRescaleSlope": NUM, "PhilipsRescaleIntercept": NUM, "PhilipsScaleSlope": NUM,
+    "UsePhilipsFloatNotDisplayScaling": INT,
     "Units": re.compile(r"^[A-Z0-9_]{1,16}$"), "DecayCorrection": re.compile(r"^[A-Z0-9_]{1,16}$"),
 }
 STRICT_DROP = {"PatientAge", "PatientSex", "InstitutionName", "StationName", "DeviceSerialNumber",
