@@ -800,6 +800,10 @@ ConvertSummary convert(const ConvertOptions& opt) {
     c.bids = deid::classify(m, p.nt, p.dwi, io::part_name(p.first.part));
     c.complex_part = io::part_name(p.first.part);
     c.tilt_corrected = p.tilt_resample;
+    // sidecar fields in the written voxel frame; their warnings join the
+    // series' own (sidecar, report, summary)
+    c.acquisition = acquisition_fields(m, p, final_geometry(p, voxel_options.orient).affine);
+    for (const std::string& w : c.acquisition.warnings) plan.series[i].warnings.push_back(w);
     c.burned_in_override = p.first.burned_in != io::BurnedInRisk::None;
     c.burned_in_code = io::burned_in_code(p.first.burned_in);
     LayoutItem& it = items[i];
@@ -913,11 +917,8 @@ ConvertSummary convert(const ConvertOptions& opt) {
       w.file->commit();
       deid::SeriesContext c = ctx[i];
       c.face_note = w.face_note;
-      c.acquisition = acquisition_fields(metas[i], p, final_geometry(p, vo.orient).affine);
       nlohmann::json side = deid::make_sidecar(metas[i], c, ps, &cleaned);
-      std::vector<std::string> warnings = p.warnings;
-      warnings.insert(warnings.end(), c.acquisition.warnings.begin(), c.acquisition.warnings.end());
-      if (!warnings.empty()) side["ConversionWarnings"] = warnings;
+      if (!p.warnings.empty()) side["ConversionWarnings"] = p.warnings;
       const std::string side_text = side.dump(2) + "\n";
       io::write_file_atomic(opt.output / rel_json, side_text);
       uint64_t extra = side_text.size();
