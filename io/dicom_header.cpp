@@ -598,21 +598,31 @@ bool parse_header(const InputFile& in, const IndexOptions& opt, uint64_t size, u
     r.detail = "modality LUT sequence (not applied)";
     return true;
   }
-  if (h.number_of_frames > 1) {
-    std::string why;
-    if (!little_endian || h.mosaic_images > 0 || !read_enhanced_frames(ds, h, why)) {
-      r.skip = SkipReason::Unsupported;
-      r.detail = why.empty() ? "multi-frame object" : why;
-      return true;
-    }
-  }
   // Native pixel data must be complete: stop is where PixelData begins.
+  // Checked before the frames are read, so that a NumberOfFrames the data
+  // cannot hold never sizes anything.
   if (is_native_transfer_syntax(h.transfer_syntax) && !deflated) {
     const uint64_t expect = uint64_t(h.rows) * h.cols * (h.bits_allocated / 8) * h.samples_per_pixel *
                             uint64_t(h.number_of_frames);
     const uint64_t element_header = explicit_vr ? 12 : 8;
     if (stop + element_header > size || size - stop - element_header < expect) {
       r.skip = SkipReason::TruncatedPixels;
+      return true;
+    }
+  }
+  // Encapsulated frames take an item of at least 8 bytes each; and no real
+  // object holds millions of frames.
+  if (h.number_of_frames > 1 &&
+      (h.number_of_frames > 4'000'000 || (!is_native_transfer_syntax(h.transfer_syntax) && !deflated &&
+                                          uint64_t(h.number_of_frames) * 8 > size))) {
+    r.skip = SkipReason::TruncatedPixels;
+    return true;
+  }
+  if (h.number_of_frames > 1) {
+    std::string why;
+    if (!little_endian || h.mosaic_images > 0 || !read_enhanced_frames(ds, h, why)) {
+      r.skip = SkipReason::Unsupported;
+      r.detail = why.empty() ? "multi-frame object" : why;
       return true;
     }
   }

@@ -188,6 +188,20 @@ def scenario_bad_input(rapidnii, work):
     for name in sorted(os.listdir(regressions)):
         if name.endswith(".dcm"):
             put(name, open(os.path.join(regressions, name), "rb").read(), "malformed")
+    # NumberOfFrames far beyond what the pixel data holds: refused before any
+    # frame table is sized (native: 50 million frames; encapsulated: 3 million)
+    many = pydicom.dcmread(good[0][0])
+    many.NumberOfFrames = 50000000
+    many.save_as(os.path.join(bad, "frames_native"), write_like_original=False)
+    expected["frames_native"] = "truncated_pixel_data"
+    from pydicom.encaps import encapsulate
+    enc = pydicom.dcmread(good[0][0])
+    enc.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.70"
+    enc.PixelData = encapsulate([b"\xff\xd8\xff\xd9" * 4])
+    enc["PixelData"].is_undefined_length = True
+    enc.NumberOfFrames = 3000000
+    enc.save_as(os.path.join(bad, "frames_encapsulated"), write_like_original=False)
+    expected["frames_encapsulated"] = "truncated_pixel_data"
     open(os.path.join(bad, "copy_of_a_slice"), "wb").write(template)  # the same image twice
     put("photo.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + os.urandom(2000), "not_dicom")
     dd = pydicom.dcmread(good[0][0])
