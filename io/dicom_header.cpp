@@ -142,8 +142,8 @@ double dicom_time_seconds(const std::string& s) {
   return digits(0) * 3600.0 + digits(2) * 60.0 + digits(4) + frac;
 }
 
-// Numbers of an element that may be binary (FL/FD, `width` 4 or 8 bytes,
-// private tags in implicit VR included) or text (DS/IS). Little endian only.
+}  // namespace
+
 std::vector<double> element_values(const gdcm::DataSet& ds, const gdcm::Tag& t, size_t width) {
   std::vector<double> out;
   if (!ds.FindDataElement(t)) return out;
@@ -178,6 +178,17 @@ std::vector<double> element_values(const gdcm::DataSet& ds, const gdcm::Tag& t, 
   return out;
 }
 
+std::map<std::string, std::vector<std::string>> siemens_image_csa(const gdcm::DataSet& ds) {
+  const gdcm::PrivateTag t(0x0029, 0x10, "SIEMENS CSA HEADER");
+  if (!ds.FindDataElement(t)) return {};
+  const gdcm::ByteValue* bv = ds.GetDataElement(t).GetByteValue();
+  if (!bv || bv->GetLength() == 0) return {};
+  return parse_siemens_csa(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bv->GetPointer()), bv->GetLength()));
+}
+
+namespace {
+
 // Numbers of a DS/IS element (text whatever the VR says).
 std::vector<double> text_values(const gdcm::DataSet& ds, const gdcm::Tag& t) {
   std::vector<double> out;
@@ -191,41 +202,25 @@ std::vector<double> text_values(const gdcm::DataSet& ds, const gdcm::Tag& t) {
 void read_siemens_mosaic(const gdcm::DataSet& ds, SliceHeader& h) {
   const bool mosaic = h.image_type.find("MOSAIC") != std::string::npos;
   if (!mosaic && h.vendor != SliceHeader::Vendor::Siemens) return;
-  const gdcm::PrivateTag t(0x0029, 0x10, "SIEMENS CSA HEADER");
-  if (ds.FindDataElement(t)) {
-    const gdcm::ByteValue* bv = ds.GetDataElement(t).GetByteValue();
-    if (bv && bv->GetLength() > 0) {
-      const auto csa = parse_siemens_csa(
-          std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bv->GetPointer()), bv->GetLength()));
-      auto numbers_of = [&](const char* name) {
-        std::vector<double> v;
-        if (auto it = csa.find(name); it != csa.end())
-          for (const auto& item : it->second) {
-            char* end = nullptr;
-            const double x = std::strtod(item.c_str(), &end);
-            if (end != item.c_str() && std::isfinite(x)) v.push_back(x);
-          }
-        return v;
-      };
-      // diffusion (every Siemens image)
-      auto b = numbers_of("B_value");
-      if (!b.empty() && b[0] >= 0) {
-        h.has_bvalue = true;
-        h.bvalue = b[0];
-      }
-      auto g = numbers_of("DiffusionGradientDirection");
-      if (g.size() == 3) {
-        h.has_gradient = true;
-        h.gradient = {g[0], g[1], g[2]};
-      }
-      if (!mosaic) return;
-      auto n = numbers_of("NumberOfImagesInMosaic");
-      if (!n.empty() && n[0] >= 1 && n[0] < 65536) h.mosaic_images = static_cast<uint16_t>(n[0]);
-      auto sn = numbers_of("SliceNormalVector");
-      if (sn.size() == 3) {
-        h.has_slice_normal = true;
-        h.slice_normal = {sn[0], sn[1], sn[2]};
-      }
+  if (const auto csa = siemens_image_csa(ds); !csa.empty()) {
+    // diffusion (every Siemens image)
+    auto b = csa_numbers(csa, "B_value");
+    if (!b.empty() && b[0] >= 0) {
+      h.has_bvalue = true;
+      h.bvalue = b[0];
+    }
+    auto g = csa_numbers(csa, "DiffusionGradientDirection");
+    if (g.size() == 3) {
+      h.has_gradient = true;
+      h.gradient = {g[0], g[1], g[2]};
+    }
+    if (!mosaic) return;
+    auto n = csa_numbers(csa, "NumberOfImagesInMosaic");
+    if (!n.empty() && n[0] >= 1 && n[0] < 65536) h.mosaic_images = static_cast<uint16_t>(n[0]);
+    auto sn = csa_numbers(csa, "SliceNormalVector");
+    if (sn.size() == 3) {
+      h.has_slice_normal = true;
+      h.slice_normal = {sn[0], sn[1], sn[2]};
     }
   }
   if (!mosaic) return;
@@ -545,7 +540,6 @@ bool parse_header(const InputFile& in, const IndexOptions& opt, uint64_t size, u
       h.rescale_slope = 1.0 / ss[0];
       h.rescale_intercept = ri / (rs * ss[0]);
       h.has_rescale = true;
-      h.philips_precise = true;
     }
   }
   // complex part

@@ -121,9 +121,6 @@ struct SliceHeader {
   int32_t philips_diffusion_order = 0;
   int32_t philips_bvalue_number = 0;
   int32_t philips_gradient_number = 0;
-  // Philips private scale slope (2005,100E) was applied to the rescale pair
-  // ("precise" float value, dcm2niix's default).
-  bool philips_precise = false;
 
   // Complex part from ImageType / ComplexImageComponent (0008,9208).
   enum class Part : uint8_t { Unknown, Magnitude, Phase, Real, Imaginary };

@@ -6,8 +6,6 @@
 #include <cctype>
 #include <cmath>
 #include <cstring>
-#include <map>
-#include <span>
 #include <stdexcept>
 
 #include "io/gdcm_text.h"
@@ -30,48 +28,20 @@ std::optional<int> integer(const gdcm::DataSet& ds, uint16_t g, uint16_t e) {
   return static_cast<int>(std::lround(*v));
 }
 
-// Little-endian FD values of a Siemens private element (any VR as stored).
+// Numbers of a Siemens "SIEMENS MR HEADER" private element (FD, or DS).
 std::vector<double> siemens_doubles(const gdcm::DataSet& ds, uint8_t element) {
-  std::vector<double> out;
   const gdcm::PrivateTag t(0x0019, element, "SIEMENS MR HEADER");
-  if (!ds.FindDataElement(t)) return out;
-  const gdcm::DataElement& de = ds.GetDataElement(t);
-  if (de.GetVR() == gdcm::VR::DS) return parse_numbers(element_text(ds, de.GetTag()));
-  const gdcm::ByteValue* bv = de.GetByteValue();
-  if (!bv || bv->GetLength() % 8 != 0) return out;
-  for (size_t i = 0; i + 8 <= bv->GetLength(); i += 8) {
-    double v;
-    std::memcpy(&v, bv->GetPointer() + i, 8);
-    if (!std::isfinite(v)) return {};
-    out.push_back(v);
-  }
-  return out;
+  if (!ds.FindDataElement(t)) return {};
+  return element_values(ds, ds.GetDataElement(t).GetTag(), 8);
 }
 
 // Phase-encoding polarity, phase bandwidth and mosaic slice times (Siemens).
 void read_siemens_acquisition(const gdcm::DataSet& ds, SeriesMeta& m) {
-  std::map<std::string, std::vector<std::string>> csa;
-  const gdcm::PrivateTag image_csa(0x0029, 0x10, "SIEMENS CSA HEADER");
-  if (ds.FindDataElement(image_csa))
-    if (const gdcm::ByteValue* bv = ds.GetDataElement(image_csa).GetByteValue(); bv && bv->GetLength() > 0)
-      csa = parse_siemens_csa(
-          std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bv->GetPointer()), bv->GetLength()));
-  auto csa_numbers = [&](const char* name) {
-    std::vector<double> v;
-    if (auto it = csa.find(name); it != csa.end())
-      for (const auto& item : it->second) {
-        if (item.empty()) continue;  // unused items of the element
-        char* end = nullptr;
-        const double x = std::strtod(item.c_str(), &end);
-        if (end == item.c_str() || !std::isfinite(x)) return std::vector<double>{};
-        v.push_back(x);
-      }
-    return v;
-  };
-  if (auto v = csa_numbers("PhaseEncodingDirectionPositive"); v.size() == 1 && (v[0] == 0 || v[0] == 1))
+  const auto csa = siemens_image_csa(ds);
+  if (auto v = csa_numbers(csa, "PhaseEncodingDirectionPositive"); v.size() == 1 && (v[0] == 0 || v[0] == 1))
     m.phase_encoding_positive = int(v[0]);
   auto bw = siemens_doubles(ds, 0x28);
-  if (bw.empty()) bw = csa_numbers("BandwidthPerPixelPhaseEncode");
+  if (bw.empty()) bw = csa_numbers(csa, "BandwidthPerPixelPhaseEncode");
   if (bw.size() == 1 && bw[0] > 0) m.bandwidth_per_pixel_phase_encode = bw[0];
   // slice times within one volume (ms); the tag's values, else the CSA's
   // (transcoded files have been seen with wrapped-around values in the tag)
@@ -82,7 +52,7 @@ void read_siemens_acquisition(const gdcm::DataSet& ds, SeriesMeta& m) {
   };
   auto times = siemens_doubles(ds, 0x29);
   if (!plausible(times))
-    if (auto from_csa = csa_numbers("MosaicRefAcqTimes"); plausible(from_csa) || times.empty()) times = from_csa;
+    if (auto from_csa = csa_numbers(csa, "MosaicRefAcqTimes"); plausible(from_csa) || times.empty()) times = from_csa;
   m.mosaic_slice_times_ms = std::move(times);  // checked against TR where used
 }
 
@@ -203,17 +173,12 @@ SeriesMeta read_meta(const InputFile& in) {
   for (char& ch : maker) ch = char(std::toupper(static_cast<unsigned char>(ch)));
   if (maker.find("SIEMENS") != std::string::npos) read_siemens_acquisition(ds, m);
   if (maker.find("PHILIPS") != std::string::npos) {
-    const gdcm::Tag ss_tag(0x2005, 0x100e);
-    if (ds.FindDataElement(ss_tag))
-      if (const gdcm::ByteValue* bv = ds.GetDataElement(ss_tag).GetByteValue(); bv && bv->GetLength() == 4) {
-        float ss;
-        std::memcpy(&ss, bv->GetPointer(), 4);
-        if (std::isfinite(ss) && ss != 0) {
-          m.philips_scale_slope = ss;
-          m.philips_rescale_slope = number(ds, 0x0028, 0x1053).value_or(1.0);
-          m.philips_rescale_intercept = number(ds, 0x0028, 0x1052).value_or(0.0);
-        }
-      }
+    // the same reading of the private scale slope as the indexer's
+    if (auto ss = element_values(ds, gdcm::Tag(0x2005, 0x100e), 4); ss.size() == 1 && ss[0] != 0) {
+      m.philips_scale_slope = ss[0];
+      m.philips_rescale_slope = number(ds, 0x0028, 0x1053).value_or(1.0);
+      m.philips_rescale_intercept = number(ds, 0x0028, 0x1052).value_or(0.0);
+    }
   }
   return m;
 }

@@ -140,7 +140,6 @@ bool read_enhanced_frames(const gdcm::DataSet& ds, SliceHeader& h, std::string& 
         if (ss.size() == 1 && ss[0] != 0) {
           fi.rescale_intercept = fi.rescale_intercept / (fi.rescale_slope * ss[0]);
           fi.rescale_slope = 1.0 / ss[0];
-          h.philips_precise = true;
         }
       }
     } else {

@@ -5,6 +5,7 @@
 #include <gdcmTag.h>
 
 #include <istream>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,6 +28,15 @@ const gdcm::DataSet* first_item(const gdcm::DataSet* ds, const gdcm::Tag& t);
 // first item of sequence `t` in the shared functional groups, else in the
 // first frame's; null when neither has it.
 const gdcm::DataSet* functional_group(const gdcm::DataSet& ds, const gdcm::Tag& t);
+
+// Numbers of an element that may be binary (FL/FD, `width` 4 or 8 bytes,
+// private tags in implicit VR included) or text (DS/IS). Little endian only;
+// empty when absent or not finite.
+std::vector<double> element_values(const gdcm::DataSet& ds, const gdcm::Tag& t, size_t width);
+
+// The parsed Siemens CSA image header (0029,xx10 of "SIEMENS CSA HEADER");
+// empty when absent.
+std::map<std::string, std::vector<std::string>> siemens_image_csa(const gdcm::DataSet& ds);
 
 // A file's header read by GDCM up to PixelData (the values of FloatPixelData
 // and DoubleFloatPixelData, which come before it, skipped too). GDCM's

@@ -1,5 +1,7 @@
 #include "io/siemens_csa.h"
 
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 namespace rapidnii::io {
@@ -50,6 +52,17 @@ std::map<std::string, std::vector<std::string>> parse_siemens_csa(std::span<cons
     out[name] = std::move(items);
   }
   return out;
+}
+
+std::vector<double> csa_numbers(const std::map<std::string, std::vector<std::string>>& csa, const std::string& name) {
+  std::vector<double> v;
+  if (auto it = csa.find(name); it != csa.end())
+    for (const auto& item : it->second) {
+      char* end = nullptr;
+      const double x = std::strtod(item.c_str(), &end);
+      if (end != item.c_str() && std::isfinite(x)) v.push_back(x);
+    }
+  return v;
 }
 
 }  // namespace rapidnii::io

@@ -15,4 +15,7 @@ namespace rapidnii::io {
 // Malformed or truncated blocks give the elements read so far.
 std::map<std::string, std::vector<std::string>> parse_siemens_csa(std::span<const uint8_t> block);
 
+// The items of element `name` read as numbers (unparsable items left out).
+std::vector<double> csa_numbers(const std::map<std::string, std::vector<std::string>>& csa, const std::string& name);
+
 }  // namespace rapidnii::io
