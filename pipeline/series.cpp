@@ -277,23 +277,26 @@ bool plan_group(const std::vector<io::SliceHeader>& headers, const std::vector<u
   // A drift across the whole stack below a quarter of a pixel is the rounding
   // of ImagePositionPatient, not a tilt: the slice column keeps the normal
   // component only (voxels untouched, no shear).
+  std::string modality = h0.modality;
+  for (char& ch : modality) ch = char(std::toupper(static_cast<unsigned char>(ch)));
   if (nz > 1 && tiles == 0) {
     const double len = std::sqrt(dot(slice_vec, slice_vec));
     const Vec3 in_plane = add(slice_vec, scale(normal, -dot(slice_vec, normal)));
     const double drift = std::sqrt(dot(in_plane, in_plane)) * double(nz - 1);
     const bool sheared = len > 0 && std::abs(dot(slice_vec, normal)) / len < std::cos(0.1 * M_PI / 180.0);
-    if (sheared && drift < 0.25 * std::min(dx, dy)) {
+    // the affine's slice column becomes the normal component of the slice vector
+    auto keep_normal_component = [&] {
       const Vec3 along = scale(normal, dot(slice_vec, normal));
       for (int r = 0; r < 3; ++r) p.affine[r][2] = (r < 2 ? -1.0 : 1.0) * along[r];
+    };
+    if (sheared && drift < 0.25 * std::min(dx, dy)) {
+      keep_normal_component();
     } else if (sheared) {
       p.gantry_tilt = true;
-      std::string mod = h0.modality;
-      for (char& ch : mod) ch = char(std::toupper(static_cast<unsigned char>(ch)));
-      if (mod == "CT") {
+      if (modality == "CT") {
         p.tilt_resample = true;
         p.tilt_shift = {-dot(slice_vec, row) / dx, dot(slice_vec, col) / dy};
-        const Vec3 along = scale(normal, dot(slice_vec, normal));
-        for (int r = 0; r < 3; ++r) p.affine[r][2] = (r < 2 ? -1.0 : 1.0) * along[r];
+        keep_normal_component();
         p.warnings.push_back("gantry tilt corrected: resampled to an orthogonal grid");
       } else {
         p.warnings.push_back("sheared slice stack (gantry tilt): sheared affine, not resampled");
@@ -380,11 +383,9 @@ bool plan_group(const std::vector<io::SliceHeader>& headers, const std::vector<u
       starts &= first[t] && first[t]->acquisition_time >= 0 &&
                 (t == 0 || first[t]->acquisition_time > first[t - 1]->acquisition_time);
     }
-    std::string mod = h0.modality;
-    for (char& ch : mod) ch = char(std::toupper(static_cast<unsigned char>(ch)));
-    if (mod == "PT" && durations)
+    if (modality == "PT" && durations)
       for (size_t t = 0; t < nt; ++t) p.frame_durations.push_back(first[t]->frame_duration / 1000.0);
-    if (mod == "PT" && starts)
+    if (modality == "PT" && starts)
       for (size_t t = 0; t < nt; ++t) p.frame_starts.push_back(first[t]->acquisition_time - first[0]->acquisition_time);
   }
 
