@@ -79,16 +79,23 @@ def rotation(ax, ay, az):
     return rx @ ry @ rz
 
 
-def base(ts, series_uid, series_no, instance, modality="MR"):
+def new_file(sop_class, ts=ExplicitVRLittleEndian):
+    """An empty little-endian data set of `sop_class` with file meta and a
+    fresh SOP instance UID."""
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4" if modality == "MR" else "1.2.840.10008.5.1.4.1.1.2"
+    meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = new_uid()
     meta.TransferSyntaxUID = ts
     ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
     ds.is_little_endian = True
     ds.is_implicit_VR = ts == ImplicitVRLittleEndian
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPClassUID = sop_class
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    return ds
+
+
+def base(ts, series_uid, series_no, instance, modality="MR"):
+    ds = new_file("1.2.840.10008.5.1.4.1.1.4" if modality == "MR" else "1.2.840.10008.5.1.4.1.1.2", ts)
     ds.StudyInstanceUID = STUDY
     ds.SeriesInstanceUID = series_uid
     ds.PatientID = "COVERAGE"
@@ -341,15 +348,7 @@ def enhanced_mr(path, row, col, spacing, frames, rows, cols, extra_shared=None, 
     """frames: list of dicts with ipp, pixels, and optional slope, inter, te,
     temporal, dim, b, grad, ss (Philips private scale slope, in the frame's
     private per-frame sequence) (in the order they are stored)."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1" if modality == "MR" else "1.2.840.10008.5.1.4.1.1.2.1"
-    meta.MediaStorageSOPInstanceUID = new_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.is_little_endian = True
-    ds.is_implicit_VR = False
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds = new_file("1.2.840.10008.5.1.4.1.1.4.1" if modality == "MR" else "1.2.840.10008.5.1.4.1.1.2.1")
     ds.StudyInstanceUID = STUDY
     ds.SeriesInstanceUID = new_uid()
     ds.PatientID = "COVERAGE"
@@ -506,15 +505,7 @@ def rgb(in_dir, ref_dir):
 def legacy_multiframe(path, sop_class, modality, image_type, frames_px, pointers, vectors, extra=None):
     """A multi-frame object without functional groups (PS3.3 C.7.6.6): frames
     indexed by the attributes named in FrameIncrementPointer."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = new_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.is_little_endian = True
-    ds.is_implicit_VR = False
-    ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds = new_file(sop_class)
     ds.StudyInstanceUID = STUDY
     ds.SeriesInstanceUID = new_uid()
     ds.PatientID = "COVERAGE"
