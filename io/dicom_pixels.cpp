@@ -7,8 +7,16 @@
 #include <gdcmReader.h>
 #include <gdcmTransferSyntax.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <climits>
 #include <cstring>
+#include <stdexcept>
 #include <vector>
 
 namespace rapidnii::io {
@@ -155,6 +163,125 @@ NativeView with_native_pixels(const InputFile& in, const SliceHeader& expect, si
   if (!applied || (ok && big_endian)) return NativeView::NotNative;
   if (!ok) {
     why = err;
+    return NativeView::Failed;
+  }
+  return NativeView::Applied;
+}
+
+namespace {
+
+struct Fd {
+  int fd = -1;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+// Reads exactly `n` bytes at `at`; false on an error or an early end.
+bool pread_all(int fd, std::byte* dst, size_t n, uint64_t at) {
+  while (n > 0) {
+    const ssize_t r = ::pread(fd, dst, n, off_t(at));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    dst += r, n -= size_t(r), at += uint64_t(r);
+  }
+  return true;
+}
+
+// preadv of one contiguous run of the file into `iov` (consumed).
+bool preadv_all(int fd, std::vector<iovec>& iov, uint64_t at) {
+  size_t first = 0;
+  while (first < iov.size()) {
+    const int count = int(std::min<size_t>(iov.size() - first, IOV_MAX));
+    const ssize_t r = ::preadv(fd, iov.data() + first, count, off_t(at));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    at += uint64_t(r);
+    size_t left = size_t(r);
+    while (left > 0 && first < iov.size()) {
+      iovec& v = iov[first];
+      const size_t k = std::min(left, v.iov_len);
+      v.iov_base = static_cast<std::byte*>(v.iov_base) + k;
+      v.iov_len -= k;
+      left -= k;
+      if (v.iov_len == 0) ++first;
+    }
+  }
+  iov.clear();
+  return true;
+}
+
+}  // namespace
+
+NativeView read_native_pixels(const InputFile& in, const SliceHeader& expect, size_t bytes,
+                              std::span<const PixelPiece> pieces, std::string& why) {
+  for (size_t i = 0; i < pieces.size(); ++i)
+    if (pieces[i].offset > bytes || pieces[i].length > bytes - pieces[i].offset ||
+        (i > 0 && pieces[i].offset < pieces[i - 1].offset))
+      throw std::logic_error("read_native_pixels: pieces out of order or outside the image");
+  auto from_memory = [&] {
+    return with_native_pixels(
+        in, expect, bytes,
+        [&](std::span<const std::byte> px) {
+          for (const PixelPiece& p : pieces) std::memcpy(p.dst, px.data() + p.offset, p.length);
+        },
+        why);
+  };
+  if (!is_native_syntax(expect.transfer_syntax) || expect.transfer_syntax == "1.2.840.10008.1.2.2")
+    return NativeView::NotNative;
+  if (in.in_archive()) return from_memory();
+  Fd f{::open(in.path.c_str(), O_RDONLY | O_CLOEXEC)};
+  struct stat st {};
+  if (f.fd < 0 || ::fstat(f.fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    why = "pixel data cannot be read";
+    return NativeView::Failed;
+  }
+  const uint64_t size = uint64_t(st.st_size);
+  // the header: 16 KiB hold most (a Siemens CSA header included), 256 KiB
+  // nearly all; beyond that the file is mapped
+  thread_local std::vector<std::byte> head;
+  size_t n = 0;
+  NativePixels px;
+  for (const size_t want : {size_t(16) << 10, size_t(256) << 10}) {
+    n = size_t(std::min<uint64_t>(want, size));
+    if (head.size() < n) head.resize(n);
+    if (!pread_all(f.fd, head.data(), n, 0)) {
+      why = "pixel data cannot be read";
+      return NativeView::Failed;
+    }
+    px = find_native_pixels_in_prefix(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(head.data()), n), size);
+    if (px.found || n == size) break;
+  }
+  if (!px.found || px.big_endian) return from_memory();  // the full walk decides
+  if (px.length < bytes || px.offset + bytes > size) {
+    why = "truncated pixel data";
+    return NativeView::Failed;
+  }
+  thread_local std::vector<iovec> iov;
+  iov.clear();
+  uint64_t run_start = 0, run_end = 0;
+  for (const PixelPiece& p : pieces) {
+    uint64_t at = px.offset + p.offset;
+    std::byte* dst = p.dst;
+    size_t len = p.length;
+    if (at < n) {  // already read with the header
+      const size_t k = size_t(std::min<uint64_t>(len, n - at));
+      std::memcpy(dst, head.data() + at, k);
+      at += k, dst += k, len -= k;
+    }
+    if (len == 0) continue;
+    if (!iov.empty() && at != run_end) {
+      if (!preadv_all(f.fd, iov, run_start)) {
+        why = "truncated pixel data";
+        return NativeView::Failed;
+      }
+    }
+    if (iov.empty()) run_start = run_end = at;
+    iov.push_back(iovec{dst, len});
+    run_end += len;
+  }
+  if (!iov.empty() && !preadv_all(f.fd, iov, run_start)) {
+    why = "truncated pixel data";
     return NativeView::Failed;
   }
   return NativeView::Applied;

@@ -1,6 +1,7 @@
 // Pixel data decoding through GDCM (every transfer syntax GDCM handles).
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <span>
@@ -30,5 +31,23 @@ bool decode_pixels(const InputFile& in, const SliceHeader& expect, std::span<std
 enum class NativeView { Applied, NotNative, Failed };
 NativeView with_native_pixels(const InputFile& in, const SliceHeader& expect, size_t bytes,
                               const std::function<void(std::span<const std::byte>)>& fn, std::string& why);
+
+// `length` bytes at `offset` within the pixel data of an image, to `dst`.
+struct PixelPiece {
+  uint64_t offset = 0;
+  std::byte* dst = nullptr;
+  size_t length = 0;
+};
+
+// The native little-endian pixel data of an image read straight into place:
+// each piece (sorted by offset, inside the first `bytes` bytes) copied to its
+// destination. A plain file is not mapped: its first bytes are read to find
+// the pixel element, and the pieces after them go straight from the file
+// into place with preadv (one copy, in the kernel; no page faults, no unmap
+// and its TLB shootdown per file). Archive members, and files whose pixel
+// element the first 256 KiB do not reach, are copied from memory
+// (with_native_pixels). The same results as with_native_pixels.
+NativeView read_native_pixels(const InputFile& in, const SliceHeader& expect, size_t bytes,
+                              std::span<const PixelPiece> pieces, std::string& why);
 
 }  // namespace rapidnii::io

@@ -15,6 +15,7 @@ struct Walker {
   bool explicit_vr = true;
   bool big_endian = false;
   size_t float_pos = SIZE_MAX;  // FloatPixelData / DoubleFloatPixelData element, if any
+  uint64_t pixel_end = 0;       // where the pixel element must end (0: the end of the walk)
   ProbeResult fail = ProbeResult::Ok;
 
   uint16_t u16(size_t at) const {
@@ -121,7 +122,8 @@ struct Walker {
         } else {
           len = u32(pos + 4);
         }
-        if (len != 0xFFFFFFFF && len > end - (pos + header)) {
+        const uint64_t limit = pixel_end ? pixel_end : end;
+        if (len != 0xFFFFFFFF && len > limit - (pos + header)) {
           fail = ProbeResult::TruncatedPixels;
           return false;
         }
@@ -178,8 +180,9 @@ struct Walker {
 
 namespace {
 
-ProbeResult probe_core(std::span<const uint8_t> b, NativePixels* px) {
+ProbeResult probe_core(std::span<const uint8_t> b, NativePixels* px, uint64_t file_size = 0) {
   Walker w{b.data(), b.size()};
+  w.pixel_end = file_size;
   size_t pos = 0;
   std::string ts;
   if (b.size() >= 132 && std::memcmp(b.data() + 128, "DICM", 4) == 0) {
@@ -250,6 +253,13 @@ ProbeResult probe_dicom_bytes(std::span<const uint8_t> b, NativePixels& px) { re
 NativePixels find_native_pixels(std::span<const uint8_t> b) {
   NativePixels px;
   if (probe_core(b, &px) != ProbeResult::Ok) px.found = false;
+  return px;
+}
+
+NativePixels find_native_pixels_in_prefix(std::span<const uint8_t> prefix, uint64_t file_size) {
+  NativePixels px;
+  if (file_size < prefix.size() || probe_core(prefix, &px, file_size) != ProbeResult::Ok || px.element != 0x0010)
+    px.found = false;
   return px;
 }
 

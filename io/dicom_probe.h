@@ -31,6 +31,12 @@ struct NativePixels {
   uint64_t offset = 0, length = 0;
 };
 NativePixels find_native_pixels(std::span<const uint8_t> bytes);
+// The same from the first bytes of a file of `file_size` bytes, for reading
+// the pixels without mapping the file: the PixelData value may run past the
+// prefix (up to the end of the file). Not found when anything before it lies
+// outside the prefix, or when the pixels are FloatPixelData /
+// DoubleFloatPixelData (the full walk decides those).
+NativePixels find_native_pixels_in_prefix(std::span<const uint8_t> prefix, uint64_t file_size);
 // Both at once (one walk): the structure check and the pixel element.
 ProbeResult probe_dicom_bytes(std::span<const uint8_t> bytes, NativePixels& px);
 

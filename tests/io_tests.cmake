@@ -1,10 +1,11 @@
-# io/ tests that need their own executable (gzip and friends).
+# io/ tests that need their own executable (gzip and friends, native pixel reads).
 # Parallel single-member gzip, the compression policy, and the readers that
 # must open the output: zlib, gzip -t, Python's gzip and, when
 # `npm ci --prefix tests/js` has been run, fflate / nifti-reader-js (node);
 # each external reader reports the test skipped when it is missing.
 add_executable(rapidnii_io_tests
   test_gzip.cpp
+  test_dicom_pixels.cpp
 )
 target_link_libraries(rapidnii_io_tests PRIVATE rapidnii_io PkgConfig::ZLIB_PC GTest::gtest_main)
 # GCC 12 reports a false -Wrestrict inside std::string operator+.
