@@ -395,9 +395,10 @@ const gdcm::DataSet* first_item(const gdcm::DataSet* ds, const gdcm::Tag& t) {
   return &sq->GetItem(1).GetNestedDataSet();
 }
 
-HeaderRead read_header_gdcm(const InputFile& in) {
+HeaderRead read_header_gdcm(const InputFile& in, std::span<const uint8_t> header_bytes) {
   const gdcm::Tag pixel_data(0x7fe0, 0x0010);
-  HeaderRead h{open_input(in), std::make_unique<gdcm::Reader>()};
+  HeaderRead h{header_bytes.empty() ? open_input(in) : open_memory_input(header_bytes),
+               std::make_unique<gdcm::Reader>()};
   h.reader->SetStream(*h.stream);
   if (h.reader->ReadUpToTag(pixel_data, {gdcm::Tag(0x7fe0, 0x0008), gdcm::Tag(0x7fe0, 0x0009), pixel_data}))
     return h;
@@ -417,9 +418,9 @@ namespace {
 // The GDCM part of the indexer (run under the parser guard). Returns true
 // when `r` holds the answer.
 bool parse_header(const InputFile& in, const IndexOptions& opt, uint64_t size, uint16_t pixel_element,
-                  IndexResult& r) {
+                  std::span<const uint8_t> header_bytes, IndexResult& r) {
   // (the probe has already vouched for the structure)
-  const HeaderRead read = read_header_gdcm(in);
+  const HeaderRead read = read_header_gdcm(in, header_bytes);
   if (!read.reader) {
     r.skip = SkipReason::NotDicom;
     return true;
@@ -630,7 +631,27 @@ IndexResult index_dicom_file(const InputFile& in, const IndexOptions& opt) {
   uint64_t size = 0;
   uint16_t pixel_element = 0;
   ProbeResult probe = ProbeResult::NotDicom;
-  if (!with_input_bytes(in, [&](std::span<const uint8_t> b) {
+  // The structure check from the first bytes of the file, read rather than
+  // mapped (the header of most files lies in the first 16 KiB); GDCM then
+  // parses the header from those bytes when they hold all of it. Files the
+  // first 256 KiB do not decide, and archive members, are walked whole.
+  thread_local std::vector<uint8_t> head;
+  std::span<const uint8_t> header_bytes;
+  const PrefixRead pr = with_file_prefix(in, head, [&](std::span<const uint8_t> prefix, uint64_t file_size, int) {
+    size = file_size;
+    if (size == 0) return true;
+    const PrefixProbe p = probe_dicom_prefix(prefix, file_size);
+    if (!p.decided) return false;
+    probe = p.result;
+    pixel_element = p.px.found ? p.px.element : 0;
+    if (p.header_inside) header_bytes = prefix;
+    return true;
+  });
+  if (pr == PrefixRead::Unreadable) {
+    r.skip = SkipReason::Unreadable;
+    return r;
+  }
+  if (pr == PrefixRead::Undecided && !with_input_bytes(in, [&](std::span<const uint8_t> b) {
         size = b.size();
         if (size) {
           NativePixels px;
@@ -656,7 +677,7 @@ IndexResult index_dicom_file(const InputFile& in, const IndexOptions& opt) {
   bool done = false;
   auto parse = [&]() {
     try {
-      done = parse_header(in, opt, size, pixel_element, r);
+      done = parse_header(in, opt, size, pixel_element, header_bytes, r);
     } catch (...) {
       r.skip = SkipReason::NotDicom;
       r.header = SliceHeader{};

@@ -170,24 +170,6 @@ NativeView with_native_pixels(const InputFile& in, const SliceHeader& expect, si
 
 namespace {
 
-struct Fd {
-  int fd = -1;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
-// Reads exactly `n` bytes at `at`; false on an error or an early end.
-bool pread_all(int fd, std::byte* dst, size_t n, uint64_t at) {
-  while (n > 0) {
-    const ssize_t r = ::pread(fd, dst, n, off_t(at));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    dst += r, n -= size_t(r), at += uint64_t(r);
-  }
-  return true;
-}
-
 // preadv of one contiguous run of the file into `iov` (consumed).
 bool preadv_all(int fd, std::vector<iovec>& iov, uint64_t at) {
   size_t first = 0;
@@ -211,6 +193,32 @@ bool preadv_all(int fd, std::vector<iovec>& iov, uint64_t at) {
   return true;
 }
 
+// The pieces of pixel data that starts at `pixels` in the file: the parts
+// inside `head` (the file's first bytes, already read) copied, the rest read
+// with preadv in contiguous runs.
+bool read_pieces(int fd, uint64_t pixels, std::span<const uint8_t> head, std::span<const PixelPiece> pieces) {
+  thread_local std::vector<iovec> iov;
+  iov.clear();
+  const size_t n = head.size();
+  uint64_t run_start = 0, run_end = 0;
+  for (const PixelPiece& p : pieces) {
+    uint64_t at = pixels + p.offset;
+    std::byte* dst = p.dst;
+    size_t len = p.length;
+    if (at < n) {  // already read with the header
+      const size_t k = size_t(std::min<uint64_t>(len, n - at));
+      std::memcpy(dst, head.data() + at, k);
+      at += k, dst += k, len -= k;
+    }
+    if (len == 0) continue;
+    if (!iov.empty() && at != run_end && !preadv_all(fd, iov, run_start)) return false;
+    if (iov.empty()) run_start = run_end = at;
+    iov.push_back(iovec{dst, len});
+    run_end += len;
+  }
+  return iov.empty() || preadv_all(fd, iov, run_start);
+}
+
 }  // namespace
 
 NativeView read_native_pixels(const InputFile& in, const SliceHeader& expect, size_t bytes,
@@ -229,62 +237,29 @@ NativeView read_native_pixels(const InputFile& in, const SliceHeader& expect, si
   };
   if (!is_native_syntax(expect.transfer_syntax) || expect.transfer_syntax == "1.2.840.10008.1.2.2")
     return NativeView::NotNative;
-  if (in.in_archive()) return from_memory();
-  Fd f{::open(in.path.c_str(), O_RDONLY | O_CLOEXEC)};
-  struct stat st {};
-  if (f.fd < 0 || ::fstat(f.fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+  // the header read with pread (16 KiB, then 256 KiB); the pixels after it
+  // straight into place
+  thread_local std::vector<uint8_t> head;
+  NativeView result = NativeView::Applied;
+  const PrefixRead pr = with_file_prefix(in, head, [&](std::span<const uint8_t> prefix, uint64_t size, int fd) {
+    const NativePixels px = find_native_pixels_in_prefix(prefix, size);
+    if (!px.found || px.big_endian) return false;  // the full walk decides
+    if (px.length < bytes || px.offset + bytes > size) {
+      why = "truncated pixel data";
+      result = NativeView::Failed;
+      return true;
+    }
+    if (!read_pieces(fd, px.offset, prefix, pieces)) {
+      why = "truncated pixel data";
+      result = NativeView::Failed;
+    }
+    return true;
+  });
+  if (pr == PrefixRead::Unreadable) {
     why = "pixel data cannot be read";
     return NativeView::Failed;
   }
-  const uint64_t size = uint64_t(st.st_size);
-  // the header: 16 KiB hold most (a Siemens CSA header included), 256 KiB
-  // nearly all; beyond that the file is mapped
-  thread_local std::vector<std::byte> head;
-  size_t n = 0;
-  NativePixels px;
-  for (const size_t want : {size_t(16) << 10, size_t(256) << 10}) {
-    n = size_t(std::min<uint64_t>(want, size));
-    if (head.size() < n) head.resize(n);
-    if (!pread_all(f.fd, head.data(), n, 0)) {
-      why = "pixel data cannot be read";
-      return NativeView::Failed;
-    }
-    px = find_native_pixels_in_prefix(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(head.data()), n), size);
-    if (px.found || n == size) break;
-  }
-  if (!px.found || px.big_endian) return from_memory();  // the full walk decides
-  if (px.length < bytes || px.offset + bytes > size) {
-    why = "truncated pixel data";
-    return NativeView::Failed;
-  }
-  thread_local std::vector<iovec> iov;
-  iov.clear();
-  uint64_t run_start = 0, run_end = 0;
-  for (const PixelPiece& p : pieces) {
-    uint64_t at = px.offset + p.offset;
-    std::byte* dst = p.dst;
-    size_t len = p.length;
-    if (at < n) {  // already read with the header
-      const size_t k = size_t(std::min<uint64_t>(len, n - at));
-      std::memcpy(dst, head.data() + at, k);
-      at += k, dst += k, len -= k;
-    }
-    if (len == 0) continue;
-    if (!iov.empty() && at != run_end) {
-      if (!preadv_all(f.fd, iov, run_start)) {
-        why = "truncated pixel data";
-        return NativeView::Failed;
-      }
-    }
-    if (iov.empty()) run_start = run_end = at;
-    iov.push_back(iovec{dst, len});
-    run_end += len;
-  }
-  if (!iov.empty() && !preadv_all(f.fd, iov, run_start)) {
-    why = "truncated pixel data";
-    return NativeView::Failed;
-  }
-  return NativeView::Applied;
+  return pr == PrefixRead::Decided ? result : from_memory();
 }
 
 }  // namespace rapidnii::io

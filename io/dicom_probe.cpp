@@ -180,7 +180,14 @@ struct Walker {
 
 namespace {
 
-ProbeResult probe_core(std::span<const uint8_t> b, NativePixels* px, uint64_t file_size = 0) {
+// How far an Ok walk got: to the PixelData element header (the result
+// depends on nothing after it), or only to a deflated data set's start.
+enum class Reach { Elsewhere, PixelData, Deflated };
+
+// `file_size` (0: b.size()) bounds the PixelData value.
+ProbeResult probe_core(std::span<const uint8_t> b, NativePixels* px, uint64_t file_size = 0,
+                       Reach* reach = nullptr) {
+  if (reach) *reach = Reach::Elsewhere;
   Walker w{b.data(), b.size()};
   w.pixel_end = file_size;
   size_t pos = 0;
@@ -220,11 +227,15 @@ ProbeResult probe_core(std::span<const uint8_t> b, NativePixels* px, uint64_t fi
     const bool explicit_guess = b[4] >= 'A' && b[4] <= 'Z' && b[5] >= 'A' && b[5] <= 'Z';
     ts = explicit_guess ? "1.2.840.10008.1.2.1" : "1.2.840.10008.1.2";
   }
-  if (ts == "1.2.840.10008.1.2.1.99") return ProbeResult::Ok;  // deflated: GDCM inflates it
+  if (ts == "1.2.840.10008.1.2.1.99") {  // deflated: GDCM inflates it
+    if (reach) *reach = Reach::Deflated;
+    return ProbeResult::Ok;
+  }
   w.explicit_vr = ts != "1.2.840.10008.1.2";
   w.big_endian = ts == "1.2.840.10008.1.2.2";
   bool pixels = false;
   if (!w.elements(pos, b.size(), false, 0, &pixels)) return w.fail;
+  if (reach && pixels) *reach = Reach::PixelData;
   if (!pixels && w.float_pos != SIZE_MAX) {
     pos = w.float_pos;  // float pixel data and no PixelData
     pixels = true;
@@ -254,6 +265,23 @@ NativePixels find_native_pixels(std::span<const uint8_t> b) {
   NativePixels px;
   if (probe_core(b, &px) != ProbeResult::Ok) px.found = false;
   return px;
+}
+
+PrefixProbe probe_dicom_prefix(std::span<const uint8_t> prefix, uint64_t file_size) {
+  PrefixProbe r;
+  if (file_size < prefix.size()) return r;  // not a prefix of that file: undecided
+  if (file_size == prefix.size()) {
+    r.result = probe_core(prefix, &r.px);
+    r.decided = r.header_inside = true;
+    return r;
+  }
+  Reach reach = Reach::Elsewhere;
+  r.result = probe_core(prefix, &r.px, file_size, &reach);
+  // a PixelData value longer than the file fails the same way in both walks
+  r.decided = (r.result == ProbeResult::Ok && reach != Reach::Elsewhere) || r.result == ProbeResult::TruncatedPixels;
+  r.header_inside = r.decided && reach == Reach::PixelData;
+  if (!r.decided) r.px = NativePixels{};
+  return r;
 }
 
 NativePixels find_native_pixels_in_prefix(std::span<const uint8_t> prefix, uint64_t file_size) {

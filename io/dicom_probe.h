@@ -37,6 +37,19 @@ NativePixels find_native_pixels(std::span<const uint8_t> bytes);
 // outside the prefix, or when the pixels are FloatPixelData /
 // DoubleFloatPixelData (the full walk decides those).
 NativePixels find_native_pixels_in_prefix(std::span<const uint8_t> prefix, uint64_t file_size);
+// The walk over the first bytes of a file of `file_size` bytes (the
+// PixelData length checked against file_size), for checking a file without
+// mapping it. `decided`: result and px are what the walk over the whole file
+// gives (the prefix is the whole file, it reaches the PixelData element
+// header, the PixelData value is longer than the file, or the data set is
+// deflated); `header_inside`: everything before
+// PixelData lies in the prefix (a parser may read the header from it alone).
+struct PrefixProbe {
+  bool decided = false, header_inside = false;
+  ProbeResult result = ProbeResult::NotDicom;
+  NativePixels px;
+};
+PrefixProbe probe_dicom_prefix(std::span<const uint8_t> prefix, uint64_t file_size);
 // Both at once (one walk): the structure check and the pixel element.
 ProbeResult probe_dicom_bytes(std::span<const uint8_t> bytes, NativePixels& px);
 

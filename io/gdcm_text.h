@@ -42,10 +42,13 @@ std::map<std::string, std::vector<std::string>> siemens_image_csa(const gdcm::Da
 // and DoubleFloatPixelData, which come before it, skipped too). GDCM's
 // partial read fails on some deflated files that it reads whole: those are
 // read again, whole, by a fresh reader. Null when neither read works.
+// `header_bytes`, when not empty, are the file's first bytes holding every
+// element before PixelData (PrefixProbe::header_inside; they must outlive
+// the result): the partial read parses them instead of reading the file.
 struct HeaderRead {
   std::unique_ptr<std::istream> stream;
   std::unique_ptr<gdcm::Reader> reader;
 };
-HeaderRead read_header_gdcm(const InputFile& in);
+HeaderRead read_header_gdcm(const InputFile& in, std::span<const uint8_t> header_bytes = {});
 
 }  // namespace rapidnii::io

@@ -27,6 +27,23 @@ struct InputFile {
 // A seekable input stream over the file or the member bytes.
 std::unique_ptr<std::istream> open_input(const InputFile& f);
 
+// A seekable input stream over bytes that outlive it.
+std::unique_ptr<std::istream> open_memory_input(std::span<const uint8_t> bytes);
+
+// The first bytes of a plain file read with pread, not mapped (no page
+// faults, no unmap and its TLB shootdown per file), into `buf`: `decide` gets
+// the first 16 KiB (the whole file when smaller), then, when it returns
+// false, the first 256 KiB, with the file size and the open descriptor (for
+// reading on; closed on return). Decided: `decide` returned true; Undecided:
+// it did not (the caller reads the whole file instead; archive members are
+// always Undecided); Unreadable: the file cannot be opened or read.
+enum class PrefixRead { Decided, Undecided, Unreadable };
+PrefixRead with_file_prefix(const InputFile& f, std::vector<uint8_t>& buf,
+                            const std::function<bool(std::span<const uint8_t> prefix, uint64_t file_size, int fd)>& decide);
+
+// Reads exactly `n` bytes at `offset` of `fd`; false on an error or an early end.
+bool pread_exact(int fd, void* dst, size_t n, uint64_t offset);
+
 // Calls fn with the whole content (mmap for files). Returns false when the
 // content cannot be read.
 bool with_input_bytes(const InputFile& f, const std::function<void(std::span<const uint8_t>)>& fn);

@@ -11,4 +11,7 @@ target_link_libraries(rapidnii_io_tests PRIVATE rapidnii_io PkgConfig::ZLIB_PC G
 # GCC 12 reports a false -Wrestrict inside std::string operator+.
 target_compile_options(rapidnii_io_tests PRIVATE -Wno-restrict)
 target_compile_definitions(rapidnii_io_tests PRIVATE RAPIDNII_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
-gtest_discover_tests(rapidnii_io_tests DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 600)
+# RAPIDNII_TEST_DATA: the validation data for the indexer comparison (the
+# test reports itself skipped without it).
+gtest_discover_tests(rapidnii_io_tests DISCOVERY_TIMEOUT 60
+                     PROPERTIES TIMEOUT 600 ENVIRONMENT "RAPIDNII_TEST_DATA=${RAPIDNII_TEST_DATA}")

@@ -1,13 +1,17 @@
-// Tests for the native pixel readers (io/dicom_pixels.*, io/dicom_probe.*):
+// Tests for reading headers and native pixels without mapping the file
+// (io/dicom_pixels.*, io/dicom_probe.*, io/input_file.*):
 // read_native_pixels (header read with pread, pixels read into place with
 // preadv) must give exactly what with_native_pixels (the mapped file) gives,
 // for headers inside the first read, between the two reads and beyond both,
 // for implicit and explicit VR, archive members, pieces that straddle the
-// header read, more pieces than one preadv takes, and truncated files.
+// header read, more pieces than one preadv takes, and truncated files. The
+// structure check from a prefix agrees with the whole-file walk wherever it
+// decides, and the indexer gives the same answer from a file's first bytes
+// as from the whole file (generated files, and the validation data).
+#include "io/dicom_header.h"
 #include "io/dicom_pixels.h"
 #include "io/dicom_probe.h"
 #include "io/input_file.h"
-#include "io/dicom_header.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -79,7 +83,7 @@ Dicom make_dicom(const std::string& ts, size_t header_pad, size_t pixel_bytes, u
   Dicom d;
   std::vector<uint8_t>& b = d.bytes;
   b.assign(128, 0);
-  b.insert(b.end(), {'D', 'I', 'C', 'M'});
+  for (const char c : {'D', 'I', 'C', 'M'}) b.push_back(uint8_t(c));
   element(b, 0x0002, 0x0010, "UI", text(ts), false);
   const bool implicit = ts == kImplicitLE;
   element(b, 0x0008, 0x0060, "CS", text("MR"), implicit);
@@ -311,4 +315,171 @@ TEST(NativePixels, PrefixWalkAgreesWithTheFullWalk) {
   EXPECT_FALSE(find_native_pixels_in_prefix(all.first(d.pixel_offset), d.bytes.size() - 1).found);
   // a file size smaller than the prefix is a caller's error: not found
   EXPECT_FALSE(find_native_pixels_in_prefix(all, d.bytes.size() - 1).found);
+}
+
+// ------------------------------------------------- header read from a prefix --
+
+namespace {
+
+// A file with a defined-length and an undefined-length sequence before the
+// pixels, whose pixels start after `pad` bytes of private data.
+std::vector<uint8_t> with_sequences(size_t pad, size_t pixel_bytes) {
+  std::vector<uint8_t> b(128, 0);
+  for (const char c : {'D', 'I', 'C', 'M'}) b.push_back(uint8_t(c));
+  element(b, 0x0002, 0x0010, "UI", text(kExplicitLE), false);
+  element(b, 0x0008, 0x0060, "CS", text("MR"), false);
+  // (0008,1140) SQ, defined length, one item holding one element
+  std::vector<uint8_t> item_value;
+  element(item_value, 0x0008, 0x1150, "UI", text("1.2.3"), false);
+  std::vector<uint8_t> item;
+  put16(item, 0xFFFE), put16(item, 0xE000), put32(item, uint32_t(item_value.size()));
+  item.insert(item.end(), item_value.begin(), item_value.end());
+  put16(b, 0x0008), put16(b, 0x1140), b.push_back('S'), b.push_back('Q'), put16(b, 0), put32(b, uint32_t(item.size()));
+  b.insert(b.end(), item.begin(), item.end());
+  // (0008,9215) SQ, undefined length, one undefined-length item
+  put16(b, 0x0008), put16(b, 0x9215), b.push_back('S'), b.push_back('Q'), put16(b, 0), put32(b, 0xFFFFFFFF);
+  put16(b, 0xFFFE), put16(b, 0xE000), put32(b, 0xFFFFFFFF);
+  element(b, 0x0008, 0x0100, "SH", text("CODE"), false);
+  put16(b, 0xFFFE), put16(b, 0xE00D), put32(b, 0);
+  put16(b, 0xFFFE), put16(b, 0xE0DD), put32(b, 0);
+  std::vector<uint8_t> padding(pad & ~size_t(1), 0x5A);
+  element(b, 0x0029, 0x1010, "OB", padding, false);
+  element(b, 0x0028, 0x0010, "US", {4, 0}, false);
+  element(b, 0x7FE0, 0x0010, "OW", std::vector<uint8_t>(pixel_bytes, 0x11), false);
+  return b;
+}
+
+}  // namespace
+
+// Whatever the prefix and wherever the file ends, a decided prefix walk gives
+// the whole-file walk's verdict and pixel element; a prefix holding the
+// PixelData element header is always decided.
+TEST(PrefixProbe, DecidedPrefixesAgreeWithTheWholeFile) {
+  std::vector<std::vector<uint8_t>> files{with_sequences(300, 4096), with_sequences(20000, 4096),
+                                          make_dicom(kImplicitLE, 500, 2048).bytes,
+                                          make_dicom(kExplicitLE, 0, 64).bytes};
+  // a malformed one: an impossible VR (that of the first data set element)
+  std::vector<uint8_t> bad = with_sequences(300, 4096);
+  bad[132 + 8 + 20 + 4] = 'z';
+  files.push_back(bad);
+  int decided = 0, compared = 0;
+  for (const auto& full : files) {
+    for (size_t cut = 0; cut <= full.size(); cut += 1 + cut / 40) {  // the file ends at `cut`
+      const std::span<const uint8_t> file(full.data(), cut);
+      NativePixels whole_px;
+      const ProbeResult whole = probe_dicom_bytes(file, whole_px);
+      for (size_t p = 0; p <= cut; p += 1 + p / 16) {
+        const PrefixProbe pre = probe_dicom_prefix(file.first(p), cut);
+        ++compared;
+        if (p == cut) {
+          EXPECT_TRUE(pre.decided) << cut;
+        }
+        if (!pre.decided) continue;
+        ++decided;
+        ASSERT_EQ(int(pre.result), int(whole)) << "cut " << cut << " prefix " << p;
+        ASSERT_EQ(pre.px.found, whole_px.found) << "cut " << cut << " prefix " << p;
+        ASSERT_EQ(pre.px.offset, whole_px.offset);
+        ASSERT_EQ(pre.px.length, whole_px.length);
+        ASSERT_EQ(pre.px.element, whole_px.element);
+      }
+    }
+  }
+  EXPECT_GT(decided, 100);
+  EXPECT_GT(compared, decided);  // some prefixes were (rightly) undecided
+  // the PixelData header inside the prefix decides, and the header is inside
+  const std::vector<uint8_t> f = with_sequences(20000, 100000);
+  const NativePixels px = find_native_pixels(f);
+  ASSERT_TRUE(px.found);
+  const PrefixProbe at = probe_dicom_prefix(std::span<const uint8_t>(f).first(px.offset), f.size());
+  EXPECT_TRUE(at.decided);
+  EXPECT_TRUE(at.header_inside);
+  EXPECT_EQ(int(at.result), int(ProbeResult::Ok));
+  EXPECT_FALSE(probe_dicom_prefix(std::span<const uint8_t>(f).first(px.offset - 12), f.size()).decided);
+  // a PixelData value longer than the file: decided, TruncatedPixels, header not "inside"
+  const PrefixProbe longer = probe_dicom_prefix(std::span<const uint8_t>(f).first(px.offset), f.size() - 1);
+  EXPECT_TRUE(longer.decided);
+  EXPECT_FALSE(longer.header_inside);
+  EXPECT_EQ(int(longer.result), int(ProbeResult::TruncatedPixels));
+}
+
+namespace {
+
+// The indexer's answer for a plain file (read from its first bytes) against
+// the same bytes as an archive member (walked and parsed whole).
+void expect_same_index(const fs::path& p) {
+  SCOPED_TRACE(p.string());
+  std::ifstream s(p, std::ios::binary);
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(s)), std::istreambuf_iterator<char>());
+  InputFile plain;
+  plain.path = p;
+  InputFile member;
+  member.path = p;
+  member.member = "m.dcm";
+  member.bytes = std::make_shared<const std::vector<uint8_t>>(std::move(bytes));
+  const IndexResult a = index_dicom_file(plain), b = index_dicom_file(member);
+  EXPECT_EQ(int(a.skip), int(b.skip));
+  EXPECT_EQ(a.detail, b.detail);
+  const SliceHeader &x = a.header, &y = b.header;
+  EXPECT_EQ(x.series_uid, y.series_uid);
+  EXPECT_EQ(x.sop_instance_uid, y.sop_instance_uid);
+  EXPECT_EQ(x.transfer_syntax, y.transfer_syntax);
+  EXPECT_EQ(x.modality, y.modality);
+  EXPECT_EQ(x.image_type, y.image_type);
+  EXPECT_EQ(x.instance_number, y.instance_number);
+  EXPECT_EQ(x.rows, y.rows);
+  EXPECT_EQ(x.cols, y.cols);
+  EXPECT_EQ(x.bits_allocated, y.bits_allocated);
+  EXPECT_EQ(x.bits_stored, y.bits_stored);
+  EXPECT_EQ(x.float_pixels, y.float_pixels);
+  EXPECT_EQ(x.number_of_frames, y.number_of_frames);
+  EXPECT_EQ(x.ipp, y.ipp);
+  EXPECT_EQ(x.iop, y.iop);
+  EXPECT_EQ(x.pixel_spacing, y.pixel_spacing);
+  EXPECT_EQ(x.rescale_slope, y.rescale_slope);
+  EXPECT_EQ(x.rescale_intercept, y.rescale_intercept);
+  EXPECT_EQ(x.echo_time, y.echo_time);
+  EXPECT_EQ(x.acquisition_time, y.acquisition_time);
+  EXPECT_EQ(x.mosaic_images, y.mosaic_images);
+  EXPECT_EQ(x.slice_normal, y.slice_normal);
+  EXPECT_EQ(int(x.vendor), int(y.vendor));
+  EXPECT_EQ(x.bvalue, y.bvalue);
+  EXPECT_EQ(x.gradient, y.gradient);
+  EXPECT_EQ(x.frames ? x.frames->size() : 0, y.frames ? y.frames->size() : 0);
+}
+
+}  // namespace
+
+// Generated files: headers inside the first read, inside the second, beyond
+// both; pixels cut short; not DICOM; empty.
+TEST(PrefixProbe, IndexFromThePrefixEqualsTheWholeFile) {
+  TempDir dir;
+  int i = 0;
+  auto put = [&](const std::vector<uint8_t>& b) {
+    const InputFile f = write_file(dir, b, "f" + std::to_string(i++) + ".dcm");
+    expect_same_index(f.path);
+  };
+  for (const size_t pad : {size_t(100), size_t(40000), size_t(300000)}) {
+    put(with_sequences(pad, 8192));
+    put(make_dicom(kImplicitLE, pad, 8192).bytes);
+    std::vector<uint8_t> cut = with_sequences(pad, 8192);
+    cut.resize(cut.size() - 100);
+    put(cut);
+  }
+  put(std::vector<uint8_t>(3000, 'x'));
+  put({});
+}
+
+// The validation data (every transfer syntax of dcm_qa_ts among them), when
+// RAPIDNII_TEST_DATA points at it.
+TEST(PrefixProbe, IndexFromThePrefixEqualsTheWholeFileOnRealData) {
+  const char* root = std::getenv("RAPIDNII_TEST_DATA");
+  if (root == nullptr || !fs::is_directory(root))
+    GTEST_SKIP() << "RAPIDNII_TEST_DATA is not set to the validation data; skipping";
+  size_t n = 0;
+  for (const auto& e : fs::recursive_directory_iterator(root))
+    if (e.is_regular_file() && e.path().string().find("/In/") != std::string::npos) {
+      expect_same_index(e.path());
+      ++n;
+    }
+  EXPECT_GT(n, 100u);
 }
