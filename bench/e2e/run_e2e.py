@@ -20,10 +20,15 @@ so every tool starts from the page cache):
      several, each volume's choice is recomputed with rapidnii_bench_deflate
      choose/<policy>, which is deterministic on the voxel bytes), and each
      group is compressed by rapidnii_bench_deflate
-     parallel/<choice>/threads:T (gzip_compress_parallel, the function
-     rapidnii uses, on the same cores, no I/O, no decode, no choice). The
-     limit is the sum of those compression times; rapidnii's fraction of
-     the limit is limit time / rapidnii wall time.
+     parallel/<choice>/threads:T (gzip_compress_parallel_to, the function
+     rapidnii uses, on the same cores, the output counted and dropped: no
+     I/O, no decode, no choice, no output buffer). The
+     limit is the sum of those compression times, timed right after every
+     rapidnii run (so a drift in the machine's speed hits both alike; the
+     groups are built once, untimed); its median over the runs is the
+     limit, and rapidnii's fraction of it is limit time / rapidnii wall time.
+Before every timed run the page cache is synced (untimed), so no tool pays
+for writing back the previous one's outputs.
 It prints input MB/s (DICOM bytes / wall seconds), output size (.nii.gz
 bytes) and the ratios, and checks that every dcm2niix volume has a rapidnii
 volume with the same voxels (nibabel as_closest_canonical; shapes and
@@ -122,7 +127,13 @@ def series_dirs(root):
 
 
 def timed(cmd, env=None, stdout_path=None):
-    """Runs cmd; returns (rc, wall s, child CPU s, stdout+stderr text)."""
+    """Runs cmd; returns (rc, wall s, child CPU s, stdout+stderr text).
+
+    The page cache is synced first (untimed): dcm2niix does not fsync its
+    outputs, so without it the kernel writes them back while the next tool
+    runs, and that tool pays for the previous one's disk writes (and its own
+    fsyncs wait behind them)."""
+    os.sync()
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -230,9 +241,11 @@ def nifti_slice_bytes(raw):
     return dims[1] * dims[2] * bitpix // 8
 
 
-def bench_json(a, env_file, bench_filter, repetitions=1, period=0):
+def bench_json(a, env_file, bench_filter, repetitions=1, period=0, gzip6=True):
     """The run of the benchmark with the median bytes_per_second, plus "best_bps"."""
     env = dict(os.environ, RAPIDNII_BENCH_FILE=env_file, RAPIDNII_BENCH_PERIOD=str(period))
+    if not gzip6:
+        env["RAPIDNII_BENCH_NO_GZIP6"] = "1"
     cmd = [a.bench_deflate, "--benchmark_filter=" + bench_filter, "--benchmark_format=json",
            "--benchmark_repetitions=%d" % repetitions]
     p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -250,29 +263,28 @@ def bench_json(a, env_file, bench_filter, repetitions=1, period=0):
     return med
 
 
-def measure_limit(a, work, rap, threads):
-    """Compresses rapidnii's voxels with its chosen compressor(s), alone."""
+def prepare_limit(a, work, rap, threads):
+    """rapidnii's voxels grouped by the compressor it chose for them: one raw
+    file per compressor, for timing the compressors alone (time_limit)."""
     files = nii_files(rap["out_dir"])
     comps = rap["compressors"]
     setting = rap["compression"]
-    bench_threads = max(1, min(threads, 2))  # rapidnii_bench_deflate registers threads:1 and threads:2
-    groups = {}  # choice -> file of concatenated voxels
-    raw_total = 0
-    choice_of = {}
-    tmpdir = os.path.join(work, "limit_voxels")
+    tmpdir = os.path.join(work, "limit_voxels_" + re.sub(r"[^A-Za-z0-9_-]", "_", setting))
     fresh_dir(tmpdir)
+    choice_of = {}
     if len(comps) == 1:
         only = next(iter(comps))
         choice_of = {f: only for f in files}
     elif setting in POLICIES:
-        for i, f in enumerate(files):
+        for f in files:
             vf = os.path.join(tmpdir, "vol.raw")
             raw = gzip.open(f).read()
             with open(vf, "wb") as o:
                 o.write(nifti_voxels(raw))
-            b = bench_json(a, vf, "^choose/%s/threads:1/" % setting, period=nifti_slice_bytes(raw))
+            b = bench_json(a, vf, "^choose/%s/threads:1/" % setting, period=nifti_slice_bytes(raw), gzip6=False)
             del raw
             choice_of[f] = b.get("label", "?")
+        os.remove(os.path.join(tmpdir, "vol.raw"))
         counted = {}
         for c in choice_of.values():
             counted[c] = counted.get(c, 0) + 1
@@ -280,7 +292,8 @@ def measure_limit(a, work, rap, threads):
             log("WARNING: recomputed choices %s differ from rapidnii's summary %s" % (counted, comps))
     else:
         raise RuntimeError("cannot attribute compressors %s to volumes" % comps)
-    handles = {}
+    groups, handles = {}, {}
+    raw_total = 0
     try:
         for f in files:
             raw = gzip.open(f).read()
@@ -294,25 +307,28 @@ def measure_limit(a, work, rap, threads):
     finally:
         for h in handles.values():
             h.close()
+    return {"dir": tmpdir, "raw_nifti_bytes": raw_total, "bench_threads": max(1, min(threads, 2)),
+            "groups": [{"choice": c, "path": p, "voxel_bytes": os.path.getsize(p),
+                        "volumes": sum(1 for v in choice_of.values() if v == c)} for c, p in sorted(groups.items())]}
+
+
+def time_limit(a, prep, repetitions=1, gzip6=False):
+    """The chosen compressors alone over their voxels (rapidnii_bench_deflate's
+    parallel/<choice>/threads:N, --threads capped at the 2 it registers)."""
     per = []
     total_s = best_s = 0.0
-    for c, path in sorted(groups.items()):
-        n = os.path.getsize(path)
-        b = bench_json(a, path, "^parallel/%s/threads:%d/" % (c, bench_threads), a.repeat)
+    for g in prep["groups"]:
+        b = bench_json(a, g["path"], "^parallel/%s/threads:%d/" % (g["choice"], prep["bench_threads"]), repetitions,
+                       gzip6=gzip6)
         bps = float(b["bytes_per_second"])
-        secs = n / bps
-        total_s += secs
-        best_s += n / float(b["best_bps"])
-        per.append({"choice": c, "voxel_bytes": n, "volumes": sum(1 for v in choice_of.values() if v == c),
-                    "mb_s": bps / 1e6, "seconds": secs, "ratio": b.get("ratio"), "vs_gzip6": b.get("vs_gzip6"),
+        total_s += g["voxel_bytes"] / bps
+        best_s += g["voxel_bytes"] / float(b["best_bps"])
+        per.append({"choice": g["choice"], "voxel_bytes": g["voxel_bytes"], "volumes": g["volumes"], "mb_s": bps / 1e6,
+                    "seconds": g["voxel_bytes"] / bps, "ratio": b.get("ratio"), "vs_gzip6": b.get("vs_gzip6"),
                     "benchmark": b["name"]})
-        os.remove(path)
-    shutil.rmtree(tmpdir, ignore_errors=True)
-    return {"raw_nifti_bytes": raw_total, "seconds": total_s, "best_seconds": best_s, "groups": per,
-            "bench_threads": bench_threads}
+    return {"raw_nifti_bytes": prep["raw_nifti_bytes"], "seconds": total_s, "best_seconds": best_s, "groups": per,
+            "bench_threads": prep["bench_threads"]}
 
-
-# ----------------------------------------------------------- agreement --
 
 def canonical_key(path):
     import nibabel as nib
@@ -457,12 +473,25 @@ def main(argv=None):
                 key, r["rc"], r["wall_s"], r["cpu_s"], r["volumes"], r["out_bytes"] / 1e6, r["load_before"],
                 (", " + str(r["compressors"])) if "compressors" in r else ""))
 
+        limit_prep, limit_runs = {}, {}  # compression -> grouped voxels; timed limits
         for rep in range(a.repeat):
             record("dcm2niix", run_dcm2niix_single(a, archive, work))
             if not a.no_per_series:
                 record("per_series", run_dcm2niix_per_series(a, archive, work))
             for c in compressions:
-                record("rapidnii:" + c, run_rapidnii(a, archive, work, c, key))
+                r = run_rapidnii(a, archive, work, c, key)
+                record("rapidnii:" + c, r)
+                # The limit is timed right after each run of rapidnii, so that
+                # a drift in the machine's speed hits both alike (its voxels
+                # grouped once, untimed, from the first run's outputs).
+                if not a.no_limit and r["rc"] == 0 and r["compressors"]:
+                    if c not in limit_prep:
+                        limit_prep[c] = prepare_limit(a, work, r, a.threads)
+                        os.sync()
+                    lim = time_limit(a, limit_prep[c])
+                    limit_runs.setdefault(c, []).append(lim)
+                    log("limit:%s: %.2f s (%s)" % (c, lim["seconds"], ", ".join(
+                        "%s %.0f MB/s" % (g["choice"], g["mb_s"]) for g in lim["groups"])))
 
         def summarise(key, label):
             rs = runs[key]
@@ -504,15 +533,24 @@ def main(argv=None):
             agree_all = agree_all and ag["pass"]
             log("AGREEMENT %s (%s vs dcm2niix -z y): %s" % ("PASS" if ag["pass"] else "FAIL", c, json.dumps(
                 {k: v for k, v in ag.items() if k != "pass"})))
-            if not a.no_limit and r["rc"] == 0 and r["compressors"]:
-                lim = measure_limit(a, work, r, a.threads)
+            if limit_runs.get(c):
+                lims = sorted(limit_runs[c], key=lambda l: l["seconds"])
+                lim = dict(lims[len(lims) // 2])  # the median run (its groups' speeds)
+                lim["runs_s"] = [l["seconds"] for l in limit_runs[c]]
+                lim["best_seconds"] = lims[0]["seconds"]
+                # sizes against gzip -6 (zlib -6 over every group: slow, untimed)
+                sizes = {g["choice"]: g["vs_gzip6"] for g in time_limit(a, limit_prep[c], gzip6=True)["groups"]}
+                for g in lim["groups"]:
+                    g["vs_gzip6"] = sizes.get(g["choice"])
+                shutil.rmtree(limit_prep[c]["dir"], ignore_errors=True)
                 r["limit"] = lim
                 r["limit_fraction"] = lim["seconds"] / r["wall_s"]
                 results.append({"label": "deflate-bound limit for '%s' (%s, threads:%d)" % (
                     c, ", ".join(g["choice"] for g in lim["groups"]), lim["bench_threads"]),
                     "wall_s": lim["seconds"], "best_s": lim["best_seconds"], "cpu_s": None, "out_bytes": None})
-                log("limit for %s: %.2f s (%s); rapidnii at %.0f%% of it" % (
-                    c, lim["seconds"], "; ".join("%s %.0f MB at %.0f MB/s, %.3f of gzip -6" % (
+                log("limit for %s: %.2f s median of %s (%s); rapidnii at %.0f%% of it" % (
+                    c, lim["seconds"], ", ".join("%.2f" % x for x in lim["runs_s"]),
+                    "; ".join("%s %.0f MB at %.0f MB/s, %.3f of gzip -6" % (
                         g["choice"], g["voxel_bytes"] / 1e6, g["mb_s"], g["vs_gzip6"] or 0) for g in lim["groups"]),
                     100 * r["limit_fraction"]))
             if not a.keep:
