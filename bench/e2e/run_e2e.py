@@ -32,7 +32,9 @@ for writing back the previous one's outputs.
 It prints input MB/s (DICOM bytes / wall seconds), output size (.nii.gz
 bytes) and the ratios, and checks that every dcm2niix volume has a rapidnii
 volume with the same voxels (nibabel as_closest_canonical; shapes and
-values exact, affines within 1e-3): AGREEMENT PASS/FAIL.
+values exact, affines within 1e-3): AGREEMENT PASS/FAIL, with the range
+of the matched volumes' .nii.gz sizes against dcm2niix's
+(size_vs_dcm2niix_per_volume: [min, max]).
 
 --smoke: a tiny archive (~10 MB), rapidnii and one dcm2niix process only,
 asserts both complete and agree; exit 0 (pass), 1 (fail), 77 (dcm2niix
@@ -347,6 +349,7 @@ def agreement(dcm_dir, rap_dir):
         rap.setdefault(key, []).append((f, aff, dt))
     problems = []
     matched = 0
+    ratios = []
     dcm_files = nii_files(dcm_dir)
     for f in dcm_files:
         key, aff, dt = canonical_key(f)
@@ -354,14 +357,20 @@ def agreement(dcm_dir, rap_dir):
         if not cands:
             problems.append("%s: no rapidnii volume with the same shape and voxels" % os.path.relpath(f, dcm_dir))
             continue
-        if not any(np.allclose(aff, c[1], atol=1e-3, rtol=0) for c in cands):
+        same = [c for c in cands if np.allclose(aff, c[1], atol=1e-3, rtol=0)]
+        if not same:
             d = min(float(np.max(np.abs(aff - c[1]))) for c in cands)
             problems.append("%s: voxels match but affine differs by %.4g mm" % (os.path.relpath(f, dcm_dir), d))
             continue
         matched += 1
+        # this volume's .nii.gz size against dcm2niix's (pigz -6) of the same voxels
+        ratios.append(os.path.getsize(same[0][0]) / os.path.getsize(f))
     ok = not problems and len(dcm_files) > 0
-    return {"pass": ok, "dcm2niix_volumes": len(dcm_files), "rapidnii_volumes": sum(len(v) for v in rap.values()),
-            "matched": matched, "problems": problems[:20]}
+    out = {"pass": ok, "dcm2niix_volumes": len(dcm_files), "rapidnii_volumes": sum(len(v) for v in rap.values()),
+           "matched": matched, "problems": problems[:20]}
+    if ratios:
+        out["size_vs_dcm2niix_per_volume"] = [round(min(ratios), 4), round(max(ratios), 4)]
+    return out
 
 
 # --------------------------------------------------------------- table --
