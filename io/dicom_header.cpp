@@ -440,6 +440,7 @@ bool parse_header(const InputFile& in, const IndexOptions& opt, uint64_t size, u
   h.modality = element_text(ds, gdcm::Tag(0x0008, 0x0060));
   h.image_type = element_text(ds, gdcm::Tag(0x0008, 0x0008));
   h.convolution_kernel = element_text(ds, gdcm::Tag(0x0018, 0x1210));
+  h.mr_3d = element_text(ds, gdcm::Tag(0x0018, 0x0023)) == "3D";
   h.photometric = element_text(ds, gdcm::Tag(0x0028, 0x0004));
 
   const bool has_rows = us_value<0x0028, 0x0010>(ds, h.rows);

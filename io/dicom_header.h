@@ -63,6 +63,7 @@ struct SliceHeader {
   std::string image_type;   // values joined with '\'
   std::string photometric;  // e.g. "MONOCHROME2"
   std::string convolution_kernel;  // (0018,1210): two reconstructions of one series are two outputs
+  bool mr_3d = false;              // MRAcquisitionType (0018,0023) is 3D (written in dcm2niix's orthogonal orientation)
   int32_t series_number = 0;
   int32_t instance_number = 0;
   int32_t acquisition_number = 0;

@@ -197,17 +197,20 @@ Orient parse_orient(std::string_view name) {
   std::string s;
   for (char c : name) s.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
   if (s == "NATIVE") return Orient::Native;
+  if (s == "ACQUIRED") return Orient::Acquired;
   if (s == "RAS") return Orient::RAS;
   if (s == "LAS") return Orient::LAS;
   if (s == "LPS") return Orient::LPS;
   throw std::invalid_argument("unknown orientation '" + std::string(name) +
-                              "' (expected native, RAS, LAS or LPS)");
+                              "' (expected native, acquired, RAS, LAS or LPS)");
 }
 
 const char* orient_name(Orient o) {
   switch (o) {
     case Orient::Native:
       return "native";
+    case Orient::Acquired:
+      return "acquired";
     case Orient::RAS:
       return "RAS";
     case Orient::LAS:
@@ -226,23 +229,10 @@ std::array<char, 3> axcodes(const Affine& a) {
   return c;
 }
 
-ReorientPlan plan_reorient(const Affine& a, std::array<int64_t, 3> dims, Orient target) {
-  for (int k = 0; k < 3; ++k)
-    if (dims[k] <= 0) throw std::invalid_argument("plan_reorient: non-positive dimension");
-  ReorientPlan p;
-  p.out_dims = dims;
-  p.out_affine = a;
-  if (target == Orient::Native) return p;
-  // Desired sign of each world axis along the stored axis of the same number.
-  std::array<int, 3> want{1, 1, 1};
-  if (target == Orient::LAS) want = {-1, 1, 1};
-  if (target == Orient::LPS) want = {-1, -1, 1};
-  const auto o = io_orientation(a);
-  for (int in_ax = 0; in_ax < 3; ++in_ax) {
-    const int w = o[in_ax].first;
-    p.perm[w] = in_ax;
-    p.flip[w] = o[in_ax].second != want[w];
-  }
+namespace {
+
+// out_dims and out_affine of a plan whose perm and flip are set.
+void set_output_grid(ReorientPlan& p, const Affine& a, std::array<int64_t, 3> dims) {
   for (int k = 0; k < 3; ++k) {
     const int src = p.perm[k];
     p.out_dims[k] = dims[src];
@@ -254,6 +244,83 @@ ReorientPlan plan_reorient(const Affine& a, std::array<int64_t, 3> dims, Orient 
       if (p.flip[k]) t += a[i][p.perm[k]] * static_cast<double>(dims[p.perm[k]] - 1);
     p.out_affine[i][3] = t;
   }
+}
+
+void check_dims(std::array<int64_t, 3> dims) {
+  for (int k = 0; k < 3; ++k)
+    if (dims[k] <= 0) throw std::invalid_argument("plan_reorient: non-positive dimension");
+}
+
+}  // namespace
+
+ReorientPlan plan_reorient(const Affine& a, std::array<int64_t, 3> dims, Orient target) {
+  check_dims(dims);
+  ReorientPlan p;
+  p.out_dims = dims;
+  p.out_affine = a;
+  if (target == Orient::Native || target == Orient::Acquired) return p;
+  // Desired sign of each world axis along the stored axis of the same number.
+  std::array<int, 3> want{1, 1, 1};
+  if (target == Orient::LAS) want = {-1, 1, 1};
+  if (target == Orient::LPS) want = {-1, -1, 1};
+  const auto o = io_orientation(a);
+  for (int in_ax = 0; in_ax < 3; ++in_ax) {
+    const int w = o[in_ax].first;
+    p.perm[w] = in_ax;
+    p.flip[w] = o[in_ax].second != want[w];
+  }
+  set_output_grid(p, a, dims);
+  return p;
+}
+
+ReorientPlan plan_nearest_orthogonal(const Affine& a, std::array<int64_t, 3> dims) {
+  check_dims(dims);
+  ReorientPlan p;
+  p.out_dims = dims;
+  p.out_affine = a;
+  bool canonical = true;
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j)
+      if (i == j ? a[i][j] <= 0 : a[i][j] != 0) canonical = false;
+  if (canonical) return p;
+  // The corners (bit k of c: far end of axis k) in world space, their
+  // per-coordinate minimum, and the corner nearest to it.
+  std::array<std::array<double, 3>, 8> corner{};
+  std::array<double, 3> lo{};
+  for (int c = 0; c < 8; ++c) {
+    for (int i = 0; i < 3; ++i) {
+      double w = a[i][3];
+      for (int k = 0; k < 3; ++k)
+        if (c >> k & 1) w += a[i][k] * static_cast<double>(dims[k] - 1);
+      corner[c][i] = w;
+      lo[i] = c == 0 ? w : std::min(lo[i], w);
+    }
+  }
+  int nearest = 0;
+  double best_d = 0;
+  for (int c = 0; c < 8; ++c) {
+    double d = 0;
+    for (int i = 0; i < 3; ++i) d += (corner[c][i] - lo[i]) * (corner[c][i] - lo[i]);
+    if (c == 0 || d < best_d) best_d = d, nearest = c;
+  }
+  std::array<int, 3> f{};
+  for (int k = 0; k < 3; ++k) f[k] = (nearest >> k & 1) ? -1 : 1;
+  // sigma[j]: the output axis of input axis j, in dcm2niix's order
+  static constexpr int kSigma[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+  int best = -1;
+  double best_r = 0;
+  for (int s = 0; s < 6; ++s) {
+    double r = 0;
+    for (int j = 0; j < 3; ++j) r += f[j] * a[kSigma[s][j]][j];
+    if (r > best_r) best_r = r, best = s;
+  }
+  if (best < 0) return p;  // no permutation aligns positively (a degenerate affine): as acquired
+  for (int j = 0; j < 3; ++j) {
+    p.perm[kSigma[best][j]] = j;
+    p.flip[kSigma[best][j]] = f[j] < 0;
+  }
+  if (p.identity()) return p;
+  set_output_grid(p, a, dims);
   return p;
 }
 

@@ -27,10 +27,13 @@ namespace rapidnii::kernels {
 // voxel -> RAS mm, rows of a 3x4 matrix (NIfTI sform convention).
 using Affine = std::array<std::array<double, 4>, 3>;
 
-enum class Orient { Native, RAS, LAS, LPS };
+// Native: dcm2niix's default voxel order (its row flip; a 3D MR acquisition
+// in the nearest orthogonal orientation, see plan_nearest_orthogonal);
+// Acquired: the row flip only, never rotated (dcm2niix -x i).
+enum class Orient { Native, Acquired, RAS, LAS, LPS };
 
-// "native", "RAS", "LAS", "LPS" (case-insensitive); anything else throws
-// std::invalid_argument.
+// "native", "acquired", "RAS", "LAS", "LPS" (case-insensitive); anything else
+// throws std::invalid_argument.
 Orient parse_orient(std::string_view name);
 const char* orient_name(Orient o);
 
@@ -53,6 +56,16 @@ struct ReorientPlan {
 // the largest |component| is taken and removed from the candidates.
 // Throws std::invalid_argument for a singular affine or non-positive dims.
 ReorientPlan plan_reorient(const Affine& a, std::array<int64_t, 3> dims, Orient target);
+
+// The axes dcm2niix gives a 3D acquisition by default (its nii_setOrtho):
+// none when the rotation part is already diagonal and positive; otherwise
+// the flips put at voxel (0,0,0) the corner nearest to the per-coordinate
+// minimum of the 8 corners' world positions (the left-posterior-inferior
+// end), and the permutation sigma (input axis j -> output axis sigma(j)) is
+// the one maximising sum_j flip_j * a[sigma(j)][j] (voxel sizes included),
+// the first of the six in dcm2niix's order on a tie. For a volume that is
+// not oblique this is RAS, as plan_reorient(RAS).
+ReorientPlan plan_nearest_orthogonal(const Affine& a, std::array<int64_t, 3> dims);
 
 // Axis codes of an affine ("RAS", "LPI", ...), as nibabel's aff2axcodes.
 std::array<char, 3> axcodes(const Affine& a);

@@ -85,7 +85,8 @@ struct VoxelOptions {
   uint64_t seed = 0;  // keyed per output: the same input gives the same bytes
 };
 
-// The geometry an output ends up with (after --orient).
+// The geometry an output ends up with (after --orient; a 3D MR acquisition
+// in the nearest orthogonal orientation by default, as dcm2niix).
 struct FinalGeometry {
   Affine affine;
   std::array<int64_t, 3> dims;
@@ -97,7 +98,9 @@ FinalGeometry final_geometry(const SeriesPlan& p, kernels::Orient orient) {
   g.dims = {p.nx, p.ny, p.nz};
   g.affine = p.affine;
   // no scanner position: no world frame to orient to (written with code 0)
-  g.plan = kernels::plan_reorient(p.affine, g.dims, p.position_unknown ? kernels::Orient::Native : orient);
+  if (p.position_unknown) orient = kernels::Orient::Acquired;
+  g.plan = orient == kernels::Orient::Native && p.ortho_3d ? kernels::plan_nearest_orthogonal(p.affine, g.dims)
+                                                           : kernels::plan_reorient(p.affine, g.dims, orient);
   if (!g.plan.identity()) {
     g.affine = g.plan.out_affine;
     g.dims = g.plan.out_dims;
@@ -167,7 +170,9 @@ uint64_t estimated_bytes(const SeriesPlan& p, const VoxelOptions& vo, int nt) {
   const uint64_t stored = vox * (p.first.bits_allocated / 8);
   uint64_t out = p.rescale_to_float ? vox * 4 : stored;
   uint64_t total = stored + (p.rescale_to_float ? out : 0);
-  if (vo.orient != kernels::Orient::Native) total += out;
+  if ((vo.orient != kernels::Orient::Native && vo.orient != kernels::Orient::Acquired) ||
+      (vo.orient == kernels::Orient::Native && p.ortho_3d))
+    total += out;
   if (vo.deface != kernels::DefaceMode::Off) total += uint64_t(p.nx) * p.ny * p.nz * 2;
   const uint64_t threads = std::min<uint64_t>(
       uint64_t(std::max(1, tbb::this_task_arena::max_concurrency())),
@@ -544,7 +549,7 @@ std::string fingerprint(const SeriesPlan& p, const std::vector<io::InputFile>& f
   for (const auto& s : p.sources) ids.insert(s.file);
   std::string f = std::string(RAPIDNII_VERSION_STRING) + "|" + key_id + "|" + deid::profile_name(opt.profile) + "|" +
                   opt.compression + "|" + opt.orient + "|" + opt.deface + "|" + std::to_string(opt.neutral_origin) + "|" +
-                  std::to_string(opt.convert_burned_in_risk) + "|" + rel;
+                  std::to_string(opt.convert_burned_in_risk) + "|" + rel + "|ortho3d:" + std::to_string(p.ortho_3d);
   for (uint32_t id : ids) {
     const io::InputFile& in = files[id];
     std::error_code ec;

@@ -20,7 +20,7 @@ struct ConvertOptions {
   int64_t memory_limit_mb = 0;  // in-flight series data; 0: half of the physical memory
   kernels::Device device = kernels::Device::Auto;
   std::string compression = "default";
-  std::string orient = "native";  // native | RAS | LAS | LPS
+  std::string orient = "native";  // native | acquired | RAS | LAS | LPS
   std::string deface;             // blur | remove | off; empty: off (remove in the strict profile)  // fast | default | small | 0-12 | libdeflate-N | isal-N
 
   // de-identification

@@ -43,8 +43,10 @@ int main(int argc, char** argv) {
                  "Also convert series that may carry burned-in identifying text (marked in their sidecars)");
   conv->add_flag("--neutral-origin", opt.neutral_origin, "Move the affine origin to the centre of each volume");
   conv->add_option("--orient", opt.orient,
-                   "Stored voxel order: native (as dcm2niix), RAS, LAS or LPS; the world grid is unchanged")
-      ->check(CLI::IsMember({"native", "RAS", "LAS", "LPS", "ras", "las", "lps"}));
+                   "Stored voxel order: native (as dcm2niix: rows flipped, a 3D MR acquisition in the nearest "
+                   "orthogonal orientation), acquired (rows flipped, never rotated: dcm2niix -x i), RAS, LAS or "
+                   "LPS; the world grid is unchanged")
+      ->check(CLI::IsMember({"native", "acquired", "RAS", "LAS", "LPS", "ras", "las", "lps"}));
   conv->add_option("--deface", opt.deface,
                    "Face of head scans: blur, remove or off (default off; remove in the strict profile)")
       ->check(CLI::IsMember({"blur", "remove", "off"}));

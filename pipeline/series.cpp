@@ -395,6 +395,7 @@ bool plan_group(const std::vector<io::SliceHeader>& headers, const std::vector<u
 
   // Pixel type and rescale.
   p.out_type = stored_type(h0);
+  p.ortho_3d = h0.mr_3d && nz > 1 && nt == 1 && p.out_type != io::NiftiType::RGB24;
   const size_t nslices = nz * nt;
   p.slopes.assign(nslices, 1.0);
   p.inters.assign(nslices, 0.0);

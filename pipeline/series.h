@@ -61,6 +61,11 @@ struct SeriesPlan {
   // (bilinear; outside the slice: the volume's minimum); the affine is
   // orthogonal. Other sheared stacks keep the sheared affine.
   bool tilt_resample = false;
+  // A 3D MR acquisition (MRAcquisitionType 3D) written as one 3D volume of
+  // several slices: stored in the nearest orthogonal orientation by default,
+  // as dcm2niix does (kernels::plan_nearest_orthogonal; `--orient acquired`
+  // keeps the acquired order). Never for RGB, as dcm2niix.
+  bool ortho_3d = false;
   std::array<double, 2> tilt_shift{0, 0};
   std::vector<std::string> warnings;  // non-identifying notes (e.g. "uneven slice spacing")
   int split_index = 0;                // >0 when one DICOM series gave several outputs

@@ -13,7 +13,7 @@ rm -rf "$WORK" && mkdir -p "$WORK"
 "$PY" "$here/gen_coverage_dicom.py" "$WORK/in" "$WORK/ref" || { echo "FAIL: generator"; exit 1; }
 nref=$(ls "$WORK/ref"/*.nii | wc -l)
 fail=0
-for orient in native RAS LPS; do
+for orient in native acquired RAS LPS; do
   "$RAPIDNII" convert "$WORK/in" "$WORK/out-$orient" --orient "$orient" > "$WORK/log-$orient" 2>&1
   rc=$?
   cat "$WORK/log-$orient"

@@ -89,6 +89,8 @@ std::vector<Case> cases() {
 
 TEST(Reorient, ParseOrient) {
   EXPECT_EQ(k::parse_orient("native"), Orient::Native);
+  EXPECT_EQ(k::parse_orient("acquired"), Orient::Acquired);
+  EXPECT_STREQ(k::orient_name(Orient::Acquired), "acquired");
   EXPECT_EQ(k::parse_orient("RAS"), Orient::RAS);
   EXPECT_EQ(k::parse_orient("las"), Orient::LAS);
   EXPECT_EQ(k::parse_orient("LPS"), Orient::LPS);
@@ -125,6 +127,82 @@ TEST(Reorient, PlanKeepsWorldGridAndGivesTheCode) {
       EXPECT_EQ(got, want);
     }
   }
+}
+
+// dcm2niix's default for 3D acquisitions (nii_setOrtho): every voxel keeps
+// its world position; a grid that is not oblique ends up exactly as
+// plan_reorient(RAS) puts it, whatever its stored order; an oblique one
+// (up to 28 degrees here) ends up with each output axis along +x, +y, +z in
+// turn and voxel (0,0,0) at the corner nearest the left-posterior-inferior
+// extreme; an already diagonal positive affine is left alone.
+TEST(Reorient, NearestOrthogonalAsDcm2niix) {
+  int oblique = 0, straight = 0;
+  for (const Case& c : cases()) {
+    const k::ReorientPlan p = k::plan_nearest_orthogonal(c.a, c.dims);
+    const k::ReorientMap m = k::make_reorient_map(c.dims, p);
+    for (int64_t o2 : {int64_t{0}, p.out_dims[2] - 1})
+      for (int64_t o1 : {int64_t{0}, p.out_dims[1] - 1})
+        for (int64_t o0 : {int64_t{0}, p.out_dims[0] - 1}) {
+          const int64_t in = m.in_index(o0, o1, o2);
+          const int64_t i = in % c.dims[0], j = (in / c.dims[0]) % c.dims[1], kk = in / (c.dims[0] * c.dims[1]);
+          const auto w_out = apply(p.out_affine, double(o0), double(o1), double(o2));
+          const auto w_in = apply(c.a, double(i), double(j), double(kk));
+          for (int r = 0; r < 3; ++r) ASSERT_NEAR(w_out[r], w_in[r], 1e-9);
+        }
+    bool is_oblique = false;
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j)
+        if (c.a[i][j] != 0 && std::abs(c.a[i][j]) < 0.8) is_oblique = true;
+    if (!is_oblique) {
+      ++straight;
+      const k::ReorientPlan ras = k::plan_reorient(c.a, c.dims, Orient::RAS);
+      EXPECT_EQ(p.perm, ras.perm);
+      EXPECT_EQ(p.flip, ras.flip);
+      EXPECT_EQ(p.out_dims, ras.out_dims);
+      for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 4; ++j) EXPECT_DOUBLE_EQ(p.out_affine[i][j], ras.out_affine[i][j]);
+    } else {
+      ++oblique;
+      // output axis k points along +world k (its largest component)
+      for (int kx = 0; kx < 3; ++kx) {
+        int big = 0;
+        for (int i = 1; i < 3; ++i)
+          if (std::abs(p.out_affine[i][kx]) > std::abs(p.out_affine[big][kx])) big = i;
+        EXPECT_EQ(big, kx);
+        EXPECT_GT(p.out_affine[kx][kx], 0);
+      }
+    }
+    // voxel (0,0,0) is the corner nearest the per-coordinate minimum
+    std::array<double, 3> lo{1e300, 1e300, 1e300};
+    std::vector<std::array<double, 3>> corners;
+    for (int b = 0; b < 8; ++b) {
+      corners.push_back(apply(c.a, (b & 1) ? double(c.dims[0] - 1) : 0.0, (b & 2) ? double(c.dims[1] - 1) : 0.0,
+                              (b & 4) ? double(c.dims[2] - 1) : 0.0));
+      for (int r = 0; r < 3; ++r) lo[r] = std::min(lo[r], corners.back()[r]);
+    }
+    double best = 1e300;
+    for (const auto& w : corners) {
+      double d = 0;
+      for (int r = 0; r < 3; ++r) d += (w[r] - lo[r]) * (w[r] - lo[r]);
+      best = std::min(best, d);
+    }
+    double d0 = 0;
+    for (int r = 0; r < 3; ++r) d0 += (p.out_affine[r][3] - lo[r]) * (p.out_affine[r][3] - lo[r]);
+    EXPECT_NEAR(d0, best, 1e-6);
+  }
+  EXPECT_GT(straight, 10);
+  EXPECT_GT(oblique, 10);
+  // already canonical: untouched
+  const Affine diag{{{0.9, 0, 0, -10}, {0, 1.1, 0, 5}, {0, 0, 2, 3}}};
+  EXPECT_TRUE(k::plan_nearest_orthogonal(diag, {10, 11, 12}).identity());
+  // a sagittal 3D acquisition as the pipeline stores it natively (P, S, R
+  // after the row flip): rotated to R, A, S with the slices along i
+  const Affine sag{{{0, 0, 1.0, -60}, {-1.0, 0, 0, 120}, {0, 1.0, 0, -80}}};
+  const k::ReorientPlan ps = k::plan_nearest_orthogonal(sag, {256, 256, 134});
+  EXPECT_EQ(ps.out_dims, (std::array<int64_t, 3>{134, 256, 256}));
+  const auto code = k::axcodes(ps.out_affine);
+  EXPECT_EQ(std::string(code.begin(), code.end()), "RAS");
+  EXPECT_THROW(k::plan_nearest_orthogonal(sag, {0, 1, 1}), std::invalid_argument);
 }
 
 TEST(Reorient, AxcodesOfPlainAffines) {

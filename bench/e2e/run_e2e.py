@@ -32,7 +32,9 @@ for writing back the previous one's outputs.
 It prints input MB/s (DICOM bytes / wall seconds), output size (.nii.gz
 bytes) and the ratios, and checks that every dcm2niix volume has a rapidnii
 volume with the same voxels (nibabel as_closest_canonical; shapes and
-values exact, affines within 1e-3): AGREEMENT PASS/FAIL, with the range
+values exact, affines within 1e-3) and is stored in the same voxel order
+(shape and affine as written, before any reorientation, within 1e-3):
+AGREEMENT PASS/FAIL, with the range
 of the matched volumes' .nii.gz sizes against dcm2niix's
 (size_vs_dcm2niix_per_volume: [min, max]).
 
@@ -342,6 +344,7 @@ def canonical_key(path):
 
 
 def agreement(dcm_dir, rap_dir):
+    import nibabel as nib
     import numpy as np
     rap = {}
     for f in nii_files(rap_dir):
@@ -363,6 +366,13 @@ def agreement(dcm_dir, rap_dir):
             problems.append("%s: voxels match but affine differs by %.4g mm" % (os.path.relpath(f, dcm_dir), d))
             continue
         matched += 1
+        # stored as dcm2niix stores it: the same shape and affine before any
+        # reorientation (dcm2niix's row flip, its 3D acquisitions rotated)
+        raw_d = nib.load(f)
+        if not any(nib.load(c[0]).shape == raw_d.shape and
+                   np.allclose(nib.load(c[0]).affine, raw_d.affine, atol=1e-3, rtol=0) for c in same):
+            problems.append("%s: stored in another voxel order than dcm2niix (%s %s)" % (
+                os.path.relpath(f, dcm_dir), raw_d.shape, "".join(nib.aff2axcodes(raw_d.affine))))
         # this volume's .nii.gz size against dcm2niix's (pigz -6) of the same voxels
         ratios.append(os.path.getsize(same[0][0]) / os.path.getsize(f))
     ok = not problems and len(dcm_files) > 0
