@@ -33,6 +33,12 @@ bool is_native_syntax(const std::string& ts) {
   return ts == "1.2.840.10008.1.2" || ts == "1.2.840.10008.1.2.1" || ts == "1.2.840.10008.1.2.2";
 }
 
+// The syntaxes whose pixel bytes are used where they lie (big endian is left
+// to decode_pixels, which swaps while it copies).
+bool is_native_little_endian(const std::string& ts) {
+  return is_native_syntax(ts) && ts != "1.2.840.10008.1.2.2";
+}
+
 // Native transfer syntaxes: the pixel bytes are taken straight from the
 // (memory-mapped) file at the offset the structural walk found. `fn` gets
 // them and whether they are big endian. Returns false when this path does
@@ -151,8 +157,7 @@ bool decode_pixels(const InputFile& in, const SliceHeader& expect, std::span<std
 
 NativeView with_native_pixels(const InputFile& in, const SliceHeader& expect, size_t bytes,
                               const std::function<void(std::span<const std::byte>)>& fn, std::string& why) {
-  // big endian is left to decode_pixels, which swaps while it copies
-  if (!is_native_syntax(expect.transfer_syntax) || expect.transfer_syntax == "1.2.840.10008.1.2.2")
+  if (!is_native_little_endian(expect.transfer_syntax))
     return NativeView::NotNative;
   bool applied = false, big_endian = false;
   std::string err;
@@ -235,7 +240,7 @@ NativeView read_native_pixels(const InputFile& in, const SliceHeader& expect, si
         },
         why);
   };
-  if (!is_native_syntax(expect.transfer_syntax) || expect.transfer_syntax == "1.2.840.10008.1.2.2")
+  if (!is_native_little_endian(expect.transfer_syntax))
     return NativeView::NotNative;
   // the header read with pread (16 KiB, then 256 KiB); the pixels after it
   // straight into place

@@ -285,10 +285,9 @@ PrefixProbe probe_dicom_prefix(std::span<const uint8_t> prefix, uint64_t file_si
 }
 
 NativePixels find_native_pixels_in_prefix(std::span<const uint8_t> prefix, uint64_t file_size) {
-  NativePixels px;
-  if (file_size < prefix.size() || probe_core(prefix, &px, file_size) != ProbeResult::Ok || px.element != 0x0010)
-    px.found = false;
-  return px;
+  PrefixProbe p = probe_dicom_prefix(prefix, file_size);
+  if (!p.decided || p.result != ProbeResult::Ok || p.px.element != 0x0010) p.px.found = false;
+  return p.px;
 }
 
 }  // namespace rapidnii::io

@@ -72,6 +72,9 @@ std::unique_ptr<std::istream> open_memory_input(std::span<const uint8_t> bytes) 
   return std::make_unique<MemoryStream>(bytes);
 }
 
+namespace {
+
+// Reads exactly `n` bytes at `offset` of `fd`; false on an error or an early end.
 bool pread_exact(int fd, void* dst, size_t n, uint64_t offset) {
   auto* p = static_cast<uint8_t*>(dst);
   while (n > 0) {
@@ -82,6 +85,8 @@ bool pread_exact(int fd, void* dst, size_t n, uint64_t offset) {
   }
   return true;
 }
+
+}  // namespace
 
 PrefixRead with_file_prefix(const InputFile& f, std::vector<uint8_t>& buf,
                             const std::function<bool(std::span<const uint8_t>, uint64_t, int)>& decide) {

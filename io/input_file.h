@@ -41,9 +41,6 @@ enum class PrefixRead { Decided, Undecided, Unreadable };
 PrefixRead with_file_prefix(const InputFile& f, std::vector<uint8_t>& buf,
                             const std::function<bool(std::span<const uint8_t> prefix, uint64_t file_size, int fd)>& decide);
 
-// Reads exactly `n` bytes at `offset` of `fd`; false on an error or an early end.
-bool pread_exact(int fd, void* dst, size_t n, uint64_t offset);
-
 // Calls fn with the whole content (mmap for files). Returns false when the
 // content cannot be read.
 bool with_input_bytes(const InputFile& f, const std::function<void(std::span<const uint8_t>)>& fn);

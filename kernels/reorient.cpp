@@ -319,7 +319,6 @@ ReorientPlan plan_nearest_orthogonal(const Affine& a, std::array<int64_t, 3> dim
     p.perm[kSigma[best][j]] = j;
     p.flip[kSigma[best][j]] = f[j] < 0;
   }
-  if (p.identity()) return p;
   set_output_grid(p, a, dims);
   return p;
 }

@@ -170,9 +170,7 @@ uint64_t estimated_bytes(const SeriesPlan& p, const VoxelOptions& vo, int nt) {
   const uint64_t stored = vox * (p.first.bits_allocated / 8);
   uint64_t out = p.rescale_to_float ? vox * 4 : stored;
   uint64_t total = stored + (p.rescale_to_float ? out : 0);
-  if ((vo.orient != kernels::Orient::Native && vo.orient != kernels::Orient::Acquired) ||
-      (vo.orient == kernels::Orient::Native && p.ortho_3d))
-    total += out;
+  if (!final_geometry(p, vo.orient).plan.identity()) total += out;  // the reoriented copy
   if (vo.deface != kernels::DefaceMode::Off) total += uint64_t(p.nx) * p.ny * p.nz * 2;
   const uint64_t threads = std::min<uint64_t>(
       uint64_t(std::max(1, tbb::this_task_arena::max_concurrency())),
