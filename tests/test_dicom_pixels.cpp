@@ -12,6 +12,7 @@
 #include "io/dicom_pixels.h"
 #include "io/dicom_probe.h"
 #include "io/input_file.h"
+#include "tests/temp_dir.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -99,20 +100,7 @@ Dicom make_dicom(const std::string& ts, size_t header_pad, size_t pixel_bytes, u
   return d;
 }
 
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() / ("rapidnii_pixels_" + std::to_string(::getpid()) + "_" +
-                                         std::to_string(counter_++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  static inline int counter_ = 0;
-  fs::path path_;
-};
+using rapidnii::testdata::TempDir;
 
 InputFile write_file(const TempDir& dir, const std::vector<uint8_t>& bytes, const std::string& name = "img.dcm") {
   const fs::path p = dir.path() / name;

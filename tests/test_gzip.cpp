@@ -6,6 +6,7 @@
 #include "io/gzip.h"
 #include "io/nifti_writer.h"
 #include "tests/synthetic_ct.h"
+#include "tests/temp_dir.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -132,24 +133,7 @@ std::vector<uint8_t> gz_of(const Bytes& data, Choice c, int threads, size_t bloc
   return ::testing::AssertionSuccess();
 }
 
-// Unique scratch directory, removed at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("rapidnii_gzip_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using rapidnii::testdata::TempDir;
 
 void write_bytes(const fs::path& p, const void* data, size_t n) {
   std::ofstream f(p, std::ios::binary);

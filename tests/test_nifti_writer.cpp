@@ -2,6 +2,7 @@
 // round trips, gzip framing, and end-to-end writes read back by nibabel.
 #include "io/gzip.h"
 #include "io/nifti_writer.h"
+#include "tests/temp_dir.h"
 
 #include <gtest/gtest.h>
 #include <libdeflate.h>
@@ -153,30 +154,7 @@ std::vector<uint8_t> read_file(const fs::path& p) {
   return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
 }
 
-// Unique scratch directory, removed at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("rapidnii_tnw_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    // Restore permissions changed by a test so everything can be removed.
-    for (auto it = fs::recursive_directory_iterator(path_, ec); !ec && it != fs::recursive_directory_iterator();
-         it.increment(ec)) {
-      if (it->is_directory()) fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ec);
-    }
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using rapidnii::testdata::TempDir;
 
 std::vector<std::string> list_dir(const fs::path& dir) {
   std::vector<std::string> names;
