@@ -335,12 +335,15 @@ def time_limit(a, prep, repetitions=1, gzip6=False):
 
 
 def canonical_key(path):
+    """(shape, voxel hash) after as_closest_canonical, its affine, and the
+    stored (shape, affine) as written."""
     import nibabel as nib
     import numpy as np
-    img = nib.as_closest_canonical(nib.load(path))
+    stored = nib.load(path)
+    img = nib.as_closest_canonical(stored)
     data = np.ascontiguousarray(np.asanyarray(img.dataobj), dtype=np.float64)
     key = (tuple(data.shape), hashlib.sha1(data.tobytes()).hexdigest())
-    return key, img.affine.copy(), str(img.get_data_dtype())
+    return key, img.affine.copy(), (tuple(stored.shape), stored.affine.copy())
 
 
 def agreement(dcm_dir, rap_dir):
@@ -348,14 +351,14 @@ def agreement(dcm_dir, rap_dir):
     import numpy as np
     rap = {}
     for f in nii_files(rap_dir):
-        key, aff, dt = canonical_key(f)
-        rap.setdefault(key, []).append((f, aff, dt))
+        key, aff, stored = canonical_key(f)
+        rap.setdefault(key, []).append((f, aff, stored))
     problems = []
     matched = 0
     ratios = []
     dcm_files = nii_files(dcm_dir)
     for f in dcm_files:
-        key, aff, dt = canonical_key(f)
+        key, aff, stored = canonical_key(f)
         cands = rap.get(key, [])
         if not cands:
             problems.append("%s: no rapidnii volume with the same shape and voxels" % os.path.relpath(f, dcm_dir))
@@ -368,11 +371,9 @@ def agreement(dcm_dir, rap_dir):
         matched += 1
         # stored as dcm2niix stores it: the same shape and affine before any
         # reorientation (dcm2niix's row flip, its 3D acquisitions rotated)
-        raw_d = nib.load(f)
-        if not any(nib.load(c[0]).shape == raw_d.shape and
-                   np.allclose(nib.load(c[0]).affine, raw_d.affine, atol=1e-3, rtol=0) for c in same):
+        if not any(c[2][0] == stored[0] and np.allclose(c[2][1], stored[1], atol=1e-3, rtol=0) for c in same):
             problems.append("%s: stored in another voxel order than dcm2niix (%s %s)" % (
-                os.path.relpath(f, dcm_dir), raw_d.shape, "".join(nib.aff2axcodes(raw_d.affine))))
+                os.path.relpath(f, dcm_dir), stored[0], "".join(nib.aff2axcodes(stored[1]))))
         # this volume's .nii.gz size against dcm2niix's (pigz -6) of the same voxels
         ratios.append(os.path.getsize(same[0][0]) / os.path.getsize(f))
     ok = not problems and len(dcm_files) > 0
