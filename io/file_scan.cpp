@@ -28,17 +28,46 @@ bool may_be_archive(const std::filesystem::path& p) {
 
 enum class ArchiveRead { NotArchive, Read, Broken, TooLarge };
 
-ArchiveRead read_archive(const std::filesystem::path& p, uint64_t max_bytes, std::vector<InputFile>& out) {
+// A compressed stream (gzip, bzip2, xz) rather than a zip or a bare tar.
+bool compressed_stream(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  unsigned char head[6] = {};
+  f.read(reinterpret_cast<char*>(head), sizeof head);
+  const auto n = f.gcount();
+  return (n >= 2 && head[0] == 0x1f && head[1] == 0x8b) || (n >= 3 && std::memcmp(head, "BZh", 3) == 0) ||
+         (n >= 6 && std::memcmp(head, "\xfd" "7zXZ", 5) == 0);
+}
+
+// The name of the one file a compressed stream holds: its own name without
+// the compression suffix (scan.dcm.gz -> scan.dcm).
+std::string stream_member_name(const std::filesystem::path& p) {
+  std::string name = p.filename().string();
+  for (const char* ext : {".gz", ".bz2", ".xz", ".GZ", ".BZ2", ".XZ"}) {
+    const size_t n = std::strlen(ext);
+    if (name.size() > n && name.compare(name.size() - n, n, ext) == 0) return name.substr(0, name.size() - n);
+  }
+  return name;
+}
+
+// `single`: the file is one compressed stream that is not a tar (a
+// gzipped DICOM file): read as one member.
+ArchiveRead read_archive(const std::filesystem::path& p, uint64_t max_bytes, bool single,
+                         std::vector<InputFile>& out) {
   archive* a = archive_read_new();
   archive_read_support_filter_gzip(a);
   archive_read_support_filter_bzip2(a);
   archive_read_support_filter_xz(a);
-  archive_read_support_format_zip(a);
-  archive_read_support_format_tar(a);
-  archive_read_support_format_gnutar(a);
+  if (single) {
+    archive_read_support_format_raw(a);
+  } else {
+    archive_read_support_format_zip(a);
+    archive_read_support_format_tar(a);
+    archive_read_support_format_gnutar(a);
+  }
   if (archive_read_open_filename(a, p.c_str(), 1 << 16) != ARCHIVE_OK) {
     archive_read_free(a);
-    return ArchiveRead::NotArchive;
+    // a compressed stream that cannot be opened as one is cut or corrupt
+    return single ? ArchiveRead::Broken : ArchiveRead::NotArchive;
   }
   std::vector<InputFile> members;
   uint64_t total = 0;
@@ -53,26 +82,51 @@ ArchiveRead read_archive(const std::filesystem::path& p, uint64_t max_bytes, std
       break;
     }
     first = false;
-    if (archive_entry_filetype(e) != AE_IFREG) continue;
-    const la_int64_t size = archive_entry_size(e);
-    if (size < 0 || total + uint64_t(size) > max_bytes) {
-      result = ArchiveRead::TooLarge;
-      break;
+    if (!single && archive_entry_filetype(e) != AE_IFREG) continue;
+    auto bytes = std::make_shared<std::vector<uint8_t>>();
+    if (archive_entry_size_is_set(e)) {
+      const la_int64_t size = archive_entry_size(e);
+      if (size < 0 || total + uint64_t(size) > max_bytes) {
+        result = ArchiveRead::TooLarge;
+        break;
+      }
+      bytes->resize(size_t(size));
+      size_t done = 0;
+      while (done < bytes->size()) {
+        const la_ssize_t got = archive_read_data(a, bytes->data() + done, bytes->size() - done);
+        if (got <= 0) break;
+        done += size_t(got);
+      }
+      if (done != bytes->size()) {
+        result = ArchiveRead::Broken;
+        break;
+      }
+    } else {
+      // size unknown (a compressed stream): read to its end, within the cap
+      constexpr size_t kChunk = size_t{1} << 20;
+      la_ssize_t got = 0;
+      for (;;) {
+        if (total + bytes->size() > max_bytes) {
+          result = ArchiveRead::TooLarge;
+          break;
+        }
+        const size_t at = bytes->size();
+        bytes->resize(at + kChunk);
+        got = archive_read_data(a, bytes->data() + at, kChunk);
+        bytes->resize(at + size_t(std::max<la_ssize_t>(got, 0)));
+        if (got <= 0) break;
+      }
+      if (result != ArchiveRead::Read) break;
+      if (got < 0) {
+        result = ArchiveRead::Broken;
+        break;
+      }
+      bytes->shrink_to_fit();
     }
-    auto bytes = std::make_shared<std::vector<uint8_t>>(size_t(size));
-    size_t done = 0;
-    while (done < bytes->size()) {
-      const la_ssize_t got = archive_read_data(a, bytes->data() + done, bytes->size() - done);
-      if (got <= 0) break;
-      done += size_t(got);
-    }
-    if (done != bytes->size()) {
-      result = ArchiveRead::Broken;
-      break;
-    }
-    total += done;
+    total += bytes->size();
     const char* name = archive_entry_pathname(e);
-    members.push_back(InputFile{p, name ? name : "", std::move(bytes)});
+    members.push_back(InputFile{p, single ? stream_member_name(p) : name ? name : "", std::move(bytes)});
+    if (single) break;
   }
   archive_read_free(a);
   if (result == ArchiveRead::Read) {
@@ -118,7 +172,11 @@ ScanResult scan_inputs(const std::filesystem::path& root, const ScanOptions& opt
   for (const auto& p : paths) {
     if (opt.read_archives && may_be_archive(p)) {
       std::vector<InputFile> members;
-      switch (read_archive(p, opt.max_archive_bytes, members)) {
+      ArchiveRead how = read_archive(p, opt.max_archive_bytes, false, members);
+      // a compressed stream that holds no tar: one compressed file (.dcm.gz)
+      if (how == ArchiveRead::NotArchive && compressed_stream(p))
+        how = read_archive(p, opt.max_archive_bytes, true, members);
+      switch (how) {
         case ArchiveRead::Read:
           r.archives++;
           std::sort(members.begin(), members.end(),

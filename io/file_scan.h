@@ -1,5 +1,6 @@
 // Recursive input walk: every regular file under a root, any name; .zip and
-// .tar(.gz/.bz2/.xz) archives are read in memory as if they were folders.
+// .tar(.gz/.bz2/.xz) archives are read in memory as if they were folders, and
+// a single compressed file (scan.dcm.gz, .bz2, .xz) as the one file it holds.
 #pragma once
 #include <cstdint>
 #include <filesystem>

@@ -17,9 +17,11 @@ Usage: e2e_archive.py RAPIDNII SCENARIO WORK_DIR
                 within that peak RSS, with the bytes of a whole conversion
 Run with Debian's /usr/bin/python3 (pydicom, numpy).
 """
+import bz2
 import glob
 import gzip
 import json
+import lzma
 import os
 import resource
 import shutil
@@ -178,6 +180,8 @@ def scenario_bad_input(rapidnii, work):
     bad_len[j + 6:j + 8] = (60000).to_bytes(2, "little")  # a length past the end of the data set
     put("wrong_length", bytes(bad_len), None)
     put("notes.txt", b"plain text\n" * 50, "not_dicom")
+    put("notes.txt.gz", gzip.compress(b"plain text\n" * 50), "not_dicom")  # a compressed file, not DICOM
+    put("cut.dcm.gz", gzip.compress(template)[:-300], "broken_archive")  # a compressed slice cut short
     # an item tag among the top-level elements (GDCM reads it as an item)
     item_at_top = bytearray(template)
     k = item_at_top.index(b"\x08\x00\x60\x00CS")
@@ -234,7 +238,8 @@ def scenario_bad_input(rapidnii, work):
     if peak_mb > 1024:
         raise SystemExit("FAIL: peak RSS %.0f MB on a small archive with bad files" % peak_mb)
     report = json.load(open(os.path.join(work, "state", "report.json")))
-    reasons = {os.path.basename(s["input"]): s["reason"] for s in report["skipped"]}
+    # a compressed file's member is reported as <file>!<member>
+    reasons = {os.path.basename(s["input"].split("!")[0]): s["reason"] for s in report["skipped"]}
     for name, reason in expected.items():
         if name not in reasons:
             raise SystemExit("FAIL: %s not in the report" % name)
@@ -301,8 +306,19 @@ def scenario_archives(rapidnii, work):
                 z.write(p, os.path.relpath(p, folder))
     with tarfile.open(os.path.join(tdir, "study.tar.gz"), "w:gz") as t:
         t.add(os.path.join(folder, "study"), arcname="study")
+    # every file compressed on its own (scan.dcm.gz, as some repositories
+    # store DICOM), gzip, bzip2 and xz in turn
+    cdir = os.path.join(work, "compressed")
+    files = sorted(p for p in glob.glob(os.path.join(folder, "**", "*"), recursive=True) if os.path.isfile(p))
+    for k, p in enumerate(files):
+        rel = os.path.relpath(p, folder)
+        os.makedirs(os.path.dirname(os.path.join(cdir, rel)), exist_ok=True)
+        data = open(p, "rb").read()
+        opener, ext = ((gzip.open, ".gz"), (bz2.open, ".bz2"), (lzma.open, ".xz"))[k % 3]
+        with opener(os.path.join(cdir, rel + ".dcm" + ext), "wb") as f:
+            f.write(data)
     trees = {}
-    for name, src in (("folder", folder), ("zip", zdir), ("tar", tdir)):
+    for name, src in (("folder", folder), ("zip", zdir), ("tar", tdir), ("compressed", cdir)):
         rc, log = convert(rapidnii, src, os.path.join(work, "out-" + name), os.path.join(work, "st-" + name))
         print(log)
         if rc != 0:
@@ -310,7 +326,10 @@ def scenario_archives(rapidnii, work):
         trees[name] = tree(os.path.join(work, "out-" + name))
     if not trees["folder"] or trees["folder"] != trees["zip"] or trees["folder"] != trees["tar"]:
         raise SystemExit("FAIL: outputs differ between folder, zip and tar.gz")
-    print("PASS: folder, .zip and .tar.gz give identical outputs (%d files)" % len(trees["folder"]))
+    if trees["folder"] != trees["compressed"]:
+        raise SystemExit("FAIL: outputs differ between the folder and its files compressed one by one")
+    print("PASS: folder, .zip, .tar.gz and files compressed one by one (.gz, .bz2, .xz) give identical outputs "
+          "(%d files)" % len(trees["folder"]))
 
 
 def scenario_determinism(rapidnii, work):
