@@ -324,6 +324,34 @@ void read_diffusion(const gdcm::DataSet& ds, SliceHeader& h) {
   }
 }
 
+// GE's epi_pepolar sequence (PulseSequenceName (0019,109C) holding
+// "epi_pepolar") stores its reversed-polarity images with their rows in
+// reverse order and nothing else in the header to say so; UserData12
+// (0019,10B3) is the mode: 0 all forward, 1 all reversed, 2 reversed then
+// forward, 3 forward then reversed, alternating by TemporalPositionIdentifier
+// (dcm2niix from v1.0.20210814, which this follows: in modes 2 and 3 the
+// reversed volumes become series number + 1000, a series of their own; with
+// no temporal position, modes 2 and 3 leave every image as it is).
+void read_ge_pepolar(const gdcm::DataSet& ds, SliceHeader& h) {
+  gdcm::Tag name_tag(0x0019, 0x109c), mode_tag(0x0019, 0x10b3);
+  const gdcm::PrivateTag named(0x0019, 0x9c, "GEMS_ACQU_01");
+  if (ds.FindDataElement(named)) {
+    name_tag = ds.GetDataElement(named).GetTag();
+    mode_tag = gdcm::Tag(0x0019, uint16_t((name_tag.GetElement() & 0xff00) | 0xb3));
+  } else if (ds.FindDataElement(gdcm::Tag(0x0019, 0x0010))) {
+    return;  // block 0x10 of group 0019 belongs to another creator
+  }
+  if (upper(element_text(ds, name_tag)).find("EPI_PEPOLAR") == std::string::npos) return;
+  const auto mode = parse_numbers(element_text(ds, mode_tag));
+  if (mode.size() != 1 || !(mode[0] >= 0 && mode[0] <= 3) || mode[0] != std::floor(mode[0])) return;
+  const int m = int(mode[0]);
+  const int32_t tp = h.temporal_position;
+  const bool reversed = m == 1 || (m == 2 && tp >= 1 && tp % 2 == 1) || (m == 3 && tp >= 2 && tp % 2 == 0);
+  if (!reversed) return;
+  h.rows_reversed = true;
+  if (m >= 2) h.series_number += 1000;
+}
+
 // DEID-POLICY P3: series likely to carry burned-in text (rules after CTP's
 // BurnedInPixelsFilter and deid's blacklist).
 BurnedInRisk burned_in_risk(const gdcm::DataSet& ds, const SliceHeader& h) {
@@ -531,6 +559,7 @@ bool parse_header(const InputFile& in, const IndexOptions& opt, uint64_t size, u
                    : V::Other;
   }
   const bool little_endian = h.transfer_syntax != "1.2.840.10008.1.2.2";
+  if (h.vendor == SliceHeader::Vendor::GE) read_ge_pepolar(ds, h);
   read_siemens_mosaic(ds, h);
   if (little_endian) read_diffusion(ds, h);
   // Philips: the private scale slope gives the "precise" floating value

@@ -117,6 +117,9 @@ struct SliceHeader {
   bool has_gradient = false;
   std::array<double, 3> gradient{0, 0, 0};
   bool gradient_from_ge = false;  // GE (0019,10bb-bd): frame not verified
+  // GE epi_pepolar, reversed polarity: rows stored in reverse order (the
+  // header does not say so); written the other way up (dcm2niix).
+  bool rows_reversed = false;
   // Philips volume order: DiffusionOrder (2005,1596), else BValueNumber
   // (2005,1412) then GradientOrientationNumber (2005,1413); 0 when absent.
   int32_t philips_diffusion_order = 0;

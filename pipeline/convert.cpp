@@ -243,12 +243,14 @@ bool build_and_write(const SeriesPlan& p, const std::vector<io::InputFile>& path
       auto slice_at = [&](const SliceSource* s, size_t c) {
         return vol.data() + slice_vox * (s->z + size_t(p.nz) * ((size_t(s->t) - size_t(t0)) * spp + c));
       };
-      // rows stored bottom-up (j = ny-1-r), matching the affine
+      // rows stored bottom-up (j = ny-1-r), matching the affine; top-down
+      // where the images' rows are known to be stored reversed
+      auto row_j = [&](int r) { return size_t(p.rows_reversed ? r : p.ny - 1 - r); };
       auto place_rows = [&](const T* frame, const SliceSource* s, size_t tile_r0, size_t tile_c0) {
         T* dst = slice_at(s, 0);
         for (int r = 0; r < p.ny; ++r) {
           const T* src = frame + (tile_r0 + r) * h0.cols + tile_c0;
-          std::memcpy(dst + size_t(p.ny - 1 - r) * p.nx, src, sizeof(T) * p.nx);
+          std::memcpy(dst + row_j(r) * p.nx, src, sizeof(T) * p.nx);
         }
       };
       std::string err;
@@ -261,7 +263,7 @@ bool build_and_write(const SeriesPlan& p, const std::vector<io::InputFile>& path
         for (const SliceSource* s : srcs)
           for (int r = 0; r < p.ny; ++r)
             pieces.push_back({(frame_px * s->tile + size_t(r) * h0.cols) * sizeof(T),
-                              reinterpret_cast<std::byte*>(slice_at(s, 0) + size_t(p.ny - 1 - r) * p.nx), row_bytes});
+                              reinterpret_cast<std::byte*>(slice_at(s, 0) + row_j(r) * p.nx), row_bytes});
         std::sort(pieces.begin(), pieces.end(),
                   [](const io::PixelPiece& a, const io::PixelPiece& b) { return a.offset < b.offset; });
         const io::NativeView nv = io::read_native_pixels(paths[file], expect, image_bytes, pieces, err);
@@ -293,7 +295,7 @@ bool build_and_write(const SeriesPlan& p, const std::vector<io::InputFile>& path
             for (int r = 0; r < p.ny; ++r)
               for (int x = 0; x < p.nx; ++x) {
                 const size_t px = size_t(r) * h0.cols + x;
-                dst[size_t(p.ny - 1 - r) * p.nx + x] = planar ? frame[c * plane + px] : frame[px * 3 + c];
+                dst[row_j(r) * p.nx + x] = planar ? frame[c * plane + px] : frame[px * 3 + c];
               }
           }
           continue;
@@ -547,7 +549,8 @@ std::string fingerprint(const SeriesPlan& p, const std::vector<io::InputFile>& f
   for (const auto& s : p.sources) ids.insert(s.file);
   std::string f = std::string(RAPIDNII_VERSION_STRING) + "|" + key_id + "|" + deid::profile_name(opt.profile) + "|" +
                   opt.compression + "|" + opt.orient + "|" + opt.deface + "|" + std::to_string(opt.neutral_origin) + "|" +
-                  std::to_string(opt.convert_burned_in_risk) + "|" + rel + "|ortho3d:" + std::to_string(p.ortho_3d);
+                  std::to_string(opt.convert_burned_in_risk) + "|" + rel + "|ortho3d:" + std::to_string(p.ortho_3d) +
+                  (p.rows_reversed ? "|rows-reversed" : "");
   for (uint32_t id : ids) {
     const io::InputFile& in = files[id];
     std::error_code ec;

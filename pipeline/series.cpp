@@ -393,6 +393,14 @@ bool plan_group(const std::vector<io::SliceHeader>& headers, const std::vector<u
   p.tr_seconds = h0.frame_interval > 0 ? h0.frame_interval / 1000.0
                  : h0.repetition_time > 0 ? h0.repetition_time / 1000.0 : 0.0;
 
+  // GE epi_pepolar: the reversed-polarity images' rows are stored upside
+  // down; a series holds one polarity (the reversed ones of a mixed series
+  // have a series number of their own).
+  size_t reversed = 0;
+  for (uint32_t f : files) reversed += headers[f].rows_reversed;
+  if (reversed == files.size()) p.rows_reversed = true;
+  else if (reversed > 0) p.warnings.push_back("phase-encoding polarity differs between images: rows left as stored");
+
   // Pixel type and rescale.
   p.out_type = stored_type(h0);
   p.ortho_3d = h0.mr_3d && nz > 1 && nt == 1 && p.out_type != io::NiftiType::RGB24;

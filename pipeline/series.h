@@ -66,6 +66,9 @@ struct SeriesPlan {
   // as dcm2niix does (kernels::plan_nearest_orthogonal; `--orient acquired`
   // keeps the acquired order). Never for RGB, as dcm2niix.
   bool ortho_3d = false;
+  // GE epi_pepolar reversed polarity (io::SliceHeader::rows_reversed): rows
+  // placed top-down (j = r) instead of bottom-up, under the same affine.
+  bool rows_reversed = false;
   std::array<double, 2> tilt_shift{0, 0};
   std::vector<std::string> warnings;  // non-identifying notes (e.g. "uneven slice spacing")
   int split_index = 0;                // >0 when one DICOM series gave several outputs

@@ -42,6 +42,10 @@ and <name>.dtype (the NIfTI datatype expected). Series:
   pet_dyn / pet_dyn_onetime: dynamic PET (unequal frames, shuffled
                 instances, slope per image); FrameDuration, FrameTimesStart
                 (only from increasing AcquisitionTimes), Units, DecayCorrection
+  ge_pepolar_mode2_rev / _fwd, ge_pepolar_mode1_rev: GE epi_pepolar,
+                reversed-polarity images stored with their rows upside down
+                (mode 2: alternating by TemporalPositionIdentifier, two
+                outputs; mode 1: all reversed)
   no_position (only, with --no-position: kept apart because it is never
                 reoriented): no ImagePositionPatient at all, qform/sform code 0
 A reference may have <name>.tr (pixdim[4] and the sidecar's RepetitionTime,
@@ -708,6 +712,40 @@ def modality_lut(in_dir):
     write_all(in_dir, "modality_lut", dsets)
 
 
+def ge_pepolar(in_dir, ref_dir):
+    """GE epi_pepolar (PulseSequenceName (0019,109C), mode in UserData12
+    (0019,10B3)): the reversed-polarity images have their rows stored in
+    reverse order, and nothing else in the header says so. Mode 2 (reversed,
+    forward, alternating by TemporalPositionIdentifier): two outputs (the
+    reversed volumes as their own series); mode 1: every volume reversed."""
+    R = rotation(0, 0, 6)
+    row, col = R[:, 0], R[:, 1]
+    normal = np.cross(row, col)
+    spacing, nz, nr, nc = (2.0, 2.0), 3, 10, 8
+    origin = np.array([-8.0, -12.0, 20.0])
+    for mode, series_no, nt in ((2, 31, 4), (1, 32, 2)):
+        suid = new_uid()
+        data = rng.integers(0, 3000, size=(nt, nz, nr, nc))  # rows where the header puts them
+        reversed_t = [t for t in range(nt) if mode == 1 or (t + 1) % 2 == 1]
+        dsets = []
+        for t in range(nt):
+            for k in range(nz):
+                ds = base(ExplicitVRLittleEndian, suid, series_no, t * nz + k + 1)
+                ds.Manufacturer = "GE MEDICAL SYSTEMS"
+                ds.TemporalPositionIdentifier = t + 1
+                ds.add_new(0x00190010, "LO", "GEMS_ACQU_01")
+                ds.add_new(0x0019109C, "LO", "research/ABCD/epi_pepolar")
+                ds.add_new(0x001910B3, "DS", str(mode))
+                stored = data[t, k][::-1] if t in reversed_t else data[t, k]
+                put_slice(ds, row, col, origin + normal * 4.0 * k, spacing, stored)
+                dsets.append(ds)
+        write_all(in_dir, "ge_pepolar_mode%d" % mode, dsets)
+        aff = ref_affine(row, col, normal * 4.0, origin, spacing)
+        for kind, ts in (("rev", reversed_t), ("fwd", [t for t in range(nt) if t not in reversed_t])):
+            if ts:
+                save_ref(ref_dir, "ge_pepolar_mode%d_%s" % (mode, kind), np.transpose(data[ts], (3, 2, 1, 0)), aff)
+
+
 def main():
     in_dir, ref_dir = sys.argv[1], sys.argv[2]
     os.makedirs(in_dir, exist_ok=True)
@@ -730,6 +768,7 @@ def main():
     enhanced_philips(in_dir, ref_dir)
     single_pixel_spacing(in_dir, ref_dir)
     pet_dynamic(in_dir, ref_dir)
+    ge_pepolar(in_dir, ref_dir)
 
 
 if __name__ == "__main__":
