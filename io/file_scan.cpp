@@ -12,31 +12,27 @@ namespace rapidnii::io {
 
 namespace {
 
-// Cheap magic-number test: zip, tar, or a compressed stream that may hold a tar.
-bool may_be_archive(const std::filesystem::path& p) {
+// Cheap magic-number test of a file's first bytes: zip, tar, or a
+// compressed stream (gzip, bzip2, xz), which may hold a tar or one file.
+struct Magic {
+  bool may_be_archive = false;
+  bool compressed = false;
+};
+
+Magic sniff(const std::filesystem::path& p) {
   std::ifstream f(p, std::ios::binary);
   unsigned char head[512] = {};
   f.read(reinterpret_cast<char*>(head), sizeof head);
   const auto n = f.gcount();
-  if (n >= 4 && std::memcmp(head, "PK\3\4", 4) == 0) return true;
-  if (n >= 262 && std::memcmp(head + 257, "ustar", 5) == 0) return true;
-  if (n >= 2 && head[0] == 0x1f && head[1] == 0x8b) return true;
-  if (n >= 3 && std::memcmp(head, "BZh", 3) == 0) return true;
-  if (n >= 6 && std::memcmp(head, "\xfd" "7zXZ", 5) == 0) return true;
-  return false;
+  Magic m;
+  m.compressed = (n >= 2 && head[0] == 0x1f && head[1] == 0x8b) || (n >= 3 && std::memcmp(head, "BZh", 3) == 0) ||
+                 (n >= 6 && std::memcmp(head, "\xfd" "7zXZ", 5) == 0);
+  m.may_be_archive = m.compressed || (n >= 4 && std::memcmp(head, "PK\3\4", 4) == 0) ||
+                     (n >= 262 && std::memcmp(head + 257, "ustar", 5) == 0);
+  return m;
 }
 
 enum class ArchiveRead { NotArchive, Read, Broken, TooLarge };
-
-// A compressed stream (gzip, bzip2, xz) rather than a zip or a bare tar.
-bool compressed_stream(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  unsigned char head[6] = {};
-  f.read(reinterpret_cast<char*>(head), sizeof head);
-  const auto n = f.gcount();
-  return (n >= 2 && head[0] == 0x1f && head[1] == 0x8b) || (n >= 3 && std::memcmp(head, "BZh", 3) == 0) ||
-         (n >= 6 && std::memcmp(head, "\xfd" "7zXZ", 5) == 0);
-}
 
 // The name of the one file a compressed stream holds: its own name without
 // the compression suffix (scan.dcm.gz -> scan.dcm).
@@ -83,46 +79,38 @@ ArchiveRead read_archive(const std::filesystem::path& p, uint64_t max_bytes, boo
     }
     first = false;
     if (!single && archive_entry_filetype(e) != AE_IFREG) continue;
-    auto bytes = std::make_shared<std::vector<uint8_t>>();
-    if (archive_entry_size_is_set(e)) {
-      const la_int64_t size = archive_entry_size(e);
-      if (size < 0 || total + uint64_t(size) > max_bytes) {
-        result = ArchiveRead::TooLarge;
-        break;
-      }
-      bytes->resize(size_t(size));
-      size_t done = 0;
-      while (done < bytes->size()) {
-        const la_ssize_t got = archive_read_data(a, bytes->data() + done, bytes->size() - done);
-        if (got <= 0) break;
-        done += size_t(got);
-      }
-      if (done != bytes->size()) {
-        result = ArchiveRead::Broken;
-        break;
-      }
-    } else {
-      // size unknown (a compressed stream): read to its end, within the cap
-      constexpr size_t kChunk = size_t{1} << 20;
-      la_ssize_t got = 0;
-      for (;;) {
-        if (total + bytes->size() > max_bytes) {
+    // a member's size when the archive gives it (a compressed stream does
+    // not: read to its end, within the cap)
+    const bool sized = archive_entry_size_is_set(e);
+    const la_int64_t size = sized ? archive_entry_size(e) : 0;
+    if (sized && (size < 0 || total + uint64_t(size) > max_bytes)) {
+      result = ArchiveRead::TooLarge;
+      break;
+    }
+    constexpr size_t kChunk = size_t{1} << 20;
+    auto bytes = std::make_shared<std::vector<uint8_t>>(size_t(size));
+    size_t done = 0;
+    la_ssize_t got = 0;
+    for (;;) {
+      if (done == bytes->size()) {
+        if (sized) break;
+        if (total + done > max_bytes) {
           result = ArchiveRead::TooLarge;
           break;
         }
-        const size_t at = bytes->size();
-        bytes->resize(at + kChunk);
-        got = archive_read_data(a, bytes->data() + at, kChunk);
-        bytes->resize(at + size_t(std::max<la_ssize_t>(got, 0)));
-        if (got <= 0) break;
+        bytes->resize(done + kChunk);
       }
-      if (result != ArchiveRead::Read) break;
-      if (got < 0) {
-        result = ArchiveRead::Broken;
-        break;
-      }
-      bytes->shrink_to_fit();
+      got = archive_read_data(a, bytes->data() + done, bytes->size() - done);
+      if (got <= 0) break;
+      done += size_t(got);
     }
+    if (result != ArchiveRead::Read) break;
+    if (got < 0 || (sized && done != bytes->size())) {
+      result = ArchiveRead::Broken;
+      break;
+    }
+    bytes->resize(done);
+    bytes->shrink_to_fit();
     total += bytes->size();
     const char* name = archive_entry_pathname(e);
     members.push_back(InputFile{p, single ? stream_member_name(p) : name ? name : "", std::move(bytes)});
@@ -170,11 +158,12 @@ ScanResult scan_inputs(const std::filesystem::path& root, const ScanOptions& opt
   }
   std::sort(paths.begin(), paths.end());
   for (const auto& p : paths) {
-    if (opt.read_archives && may_be_archive(p)) {
+    const Magic magic = opt.read_archives ? sniff(p) : Magic{};
+    if (magic.may_be_archive) {
       std::vector<InputFile> members;
       ArchiveRead how = read_archive(p, opt.max_archive_bytes, false, members);
       // a compressed stream that holds no tar: one compressed file (.dcm.gz)
-      if (how == ArchiveRead::NotArchive && compressed_stream(p))
+      if (how == ArchiveRead::NotArchive && magic.compressed)
         how = read_archive(p, opt.max_archive_bytes, true, members);
       switch (how) {
         case ArchiveRead::Read:
