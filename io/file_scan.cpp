@@ -163,11 +163,14 @@ ScanResult scan_inputs(const std::filesystem::path& root, const ScanOptions& opt
       std::vector<InputFile> members;
       ArchiveRead how = read_archive(p, opt.max_archive_bytes, false, members);
       // a compressed stream that holds no tar: one compressed file (.dcm.gz)
-      if (how == ArchiveRead::NotArchive && magic.compressed)
+      bool single = false;
+      if (how == ArchiveRead::NotArchive && magic.compressed) {
         how = read_archive(p, opt.max_archive_bytes, true, members);
+        single = true;
+      }
       switch (how) {
         case ArchiveRead::Read:
-          r.archives++;
+          (single ? r.compressed_files : r.archives)++;
           std::sort(members.begin(), members.end(),
                     [](const InputFile& a, const InputFile& b) { return a.member < b.member; });
           for (auto& m : members) r.files.push_back(std::move(m));

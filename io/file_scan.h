@@ -18,7 +18,8 @@ struct ScanOptions {
 struct ScanResult {
   std::vector<InputFile> files;  // sorted, deterministic
   uint64_t unreadable_dirs = 0;  // folders that could not be listed
-  uint64_t archives = 0;         // archives read
+  uint64_t archives = 0;         // archives (.zip, .tar...) read
+  uint64_t compressed_files = 0; // single compressed files (.dcm.gz...) read
   std::vector<InputFile> bad_archives;     // archives that could not be read whole
   std::vector<InputFile> large_archives;   // archives over max_archive_bytes (not read)
 };

@@ -717,6 +717,7 @@ ConvertSummary convert(const ConvertOptions& opt) {
   sum.files_seen = scan.files.size();
   sum.unreadable_dirs = scan.unreadable_dirs;
   sum.archives = scan.archives;
+  sum.compressed_files = scan.compressed_files;
 
   // index, in parallel
   io::IndexOptions iopt;
@@ -1113,9 +1114,21 @@ ConvertSummary convert(const ConvertOptions& opt) {
   return sum;
 }
 
+namespace {
+// " (2 archives, 5 compressed files read)", or nothing
+std::string read_from(const ConvertSummary& s) {
+  std::string r;
+  if (s.archives) r = std::to_string(s.archives) + " archive" + (s.archives == 1 ? "" : "s");
+  if (s.compressed_files)
+    r += (r.empty() ? "" : ", ") + std::to_string(s.compressed_files) + " compressed file" +
+         (s.compressed_files == 1 ? "" : "s");
+  return r.empty() ? r : " (" + r + " read)";
+}
+}  // namespace
+
 void print_summary(const ConvertSummary& s, std::ostream& os) {
   os << "rapidnii: " << s.series_written << " series written, " << s.failures() << " failed; " << s.files_seen
-     << " files scanned" << (s.archives ? " (" + std::to_string(s.archives) + " archives read)" : std::string())
+     << " files scanned" << read_from(s)
      << ", " << s.slices_indexed << " DICOM images indexed, " << s.files_skipped()
      << " files skipped\n";
   for (const auto& [reason, n] : s.skipped) os << "  skipped " << n << " file(s): " << reason << "\n";

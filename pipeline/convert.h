@@ -54,7 +54,8 @@ struct ConvertSummary {
   std::map<std::string, uint64_t> series_failed;  // reason -> count
   std::map<std::string, uint64_t> warnings;       // warning -> count of series
   uint64_t unreadable_dirs = 0;
-  uint64_t archives = 0;  // .zip/.tar read in memory
+  uint64_t archives = 0;          // .zip/.tar read in memory
+  uint64_t compressed_files = 0;  // single compressed files (.dcm.gz) read
   uint64_t bytes_in = 0, bytes_out = 0;
   double seconds = 0;
   // wall seconds of each stage, in run order (what the summary prints)

@@ -318,11 +318,18 @@ def scenario_archives(rapidnii, work):
         with opener(os.path.join(cdir, rel + ".dcm" + ext), "wb") as f:
             f.write(data)
     trees = {}
+    # what the summary must say was read (the files are counted apart from archives)
+    said = {"folder": None, "zip": "(1 archive read)", "tar": "(1 archive read)",
+            "compressed": "(%d compressed files read)" % len(files)}
     for name, src in (("folder", folder), ("zip", zdir), ("tar", tdir), ("compressed", cdir)):
         rc, log = convert(rapidnii, src, os.path.join(work, "out-" + name), os.path.join(work, "st-" + name))
         print(log)
         if rc != 0:
             raise SystemExit("FAIL: %s exit %d" % (name, rc))
+        if said[name] is not None and said[name] not in log:
+            raise SystemExit("FAIL: %s: the summary does not say %s" % (name, said[name]))
+        if said[name] is None and " read)" in log:
+            raise SystemExit("FAIL: %s: the summary says something was unpacked" % name)
         trees[name] = tree(os.path.join(work, "out-" + name))
     if not trees["folder"] or trees["folder"] != trees["zip"] or trees["folder"] != trees["tar"]:
         raise SystemExit("FAIL: outputs differ between folder, zip and tar.gz")
