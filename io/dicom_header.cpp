@@ -278,6 +278,10 @@ void read_diffusion(const gdcm::DataSet& ds, SliceHeader& h) {
     h.has_gradient = true;
     h.gradient = {g[0], g[1], g[2]};
   }
+  if (!directional(element_text(ds, gdcm::Tag(0x0018, 0x9075)))) {
+    h.has_gradient = true;  // NONE or ISOTROPIC: no direction, whatever is stored (dcm2niix)
+    h.gradient = {0, 0, 0};
+  }
   if (h.vendor == V::Philips) {
     if (!h.has_bvalue) {
       auto pb = element_values(ds, gdcm::Tag(0x2001, 0x1003), 4);
@@ -316,10 +320,30 @@ void read_diffusion(const gdcm::DataSet& ds, SliceHeader& h) {
       auto z = parse_numbers(element_text(ds, gdcm::Tag(0x0019, 0x10bd)));
       if (x.size() == 1 && y.size() == 1 && z.size() == 1 && std::isfinite(x[0]) && std::isfinite(y[0]) &&
           std::isfinite(z[0])) {
+        // GE's logical frame (frequency, phase, slice) to the patient's
+        const std::string pe = upper(element_text(ds, gdcm::Tag(0x0018, 0x1312)));
+        h.ge_gradient_pe_assumed = pe != "ROW" && pe != "COL";
+        const PatientGradient pg =
+            ge_gradient_to_patient(h.has_bvalue ? h.bvalue : 0.0, {x[0], y[0], z[0]}, h.iop, pe == "ROW");
         h.has_gradient = true;
-        h.gradient_from_ge = true;
-        h.gradient = {x[0], y[0], z[0]};
+        h.gradient = pg.lps;
+        if (h.has_bvalue) h.bvalue = pg.bvalue;
       }
+    }
+  }
+  if (h.vendor == V::UIH) {
+    // UIH's private block (creator "Image Private Header", fixed tags as
+    // dcm2niix reads them): the actual b-value, and a direction in the
+    // image's frame; both take precedence over (0018,9087/9089)
+    auto ub = element_values(ds, gdcm::Tag(0x0065, 0x1009), 8);
+    if (ub.size() == 1 && std::isfinite(ub[0]) && ub[0] >= 0) {
+      h.has_bvalue = true;
+      h.bvalue = ub[0];
+    }
+    auto ug = element_values(ds, gdcm::Tag(0x0065, 0x1037), 8);
+    if (ug.size() == 3 && std::isfinite(ug[0]) && std::isfinite(ug[1]) && std::isfinite(ug[2])) {
+      h.has_gradient = true;
+      h.gradient = image_gradient_to_patient({ug[0], ug[1], ug[2]}, h.iop);
     }
   }
 }
@@ -556,7 +580,8 @@ bool parse_header(const InputFile& in, const IndexOptions& opt, uint64_t size, u
                : maker.find("GE ") == 0 || maker.find("GE MEDICAL") != std::string::npos ||
                        maker == "GE" || maker.find("GENERAL ELECTRIC") != std::string::npos
                    ? V::GE
-                   : V::Other;
+               : maker.find("UIH") == 0 || maker.find("UNITED IMAGING") != std::string::npos ? V::UIH
+                                                                                           : V::Other;
   }
   const bool little_endian = h.transfer_syntax != "1.2.840.10008.1.2.2";
   if (h.vendor == SliceHeader::Vendor::GE) read_ge_pepolar(ds, h);
@@ -719,6 +744,76 @@ IndexResult index_dicom_file(const InputFile& in, const IndexOptions& opt) {
     r.skip = SkipReason::Malformed;
   }
   return r;
+}
+
+namespace {
+
+using V3 = std::array<double, 3>;
+
+V3 unit3(const V3& v) {
+  const double n = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
+  return n > 0 ? V3{v[0] / n, v[1] / n, v[2] / n} : V3{0, 0, 0};
+}
+
+// The row, column and slice normal directions of an orientation (unit).
+std::array<V3, 3> image_axes(const std::array<double, 6>& iop) {
+  const V3 r = unit3({iop[0], iop[1], iop[2]}), c = unit3({iop[3], iop[4], iop[5]});
+  const V3 n = unit3({r[1] * c[2] - r[2] * c[1], r[2] * c[0] - r[0] * c[2], r[0] * c[1] - r[1] * c[0]});
+  return {r, c, n};
+}
+
+// The patient-frame vector whose FSL bvec in dcm2niix's output frame (rows
+// flipped, slices along the normal) is `bvec`: (v.r, -v.c, v.n) = bvec.
+V3 from_dcm2niix_bvec(const V3& bvec, const std::array<double, 6>& iop) {
+  const auto [r, c, n] = image_axes(iop);
+  V3 v{};
+  for (int i = 0; i < 3; ++i) v[i] = bvec[0] * r[i] - bvec[1] * c[i] + bvec[2] * n[i];
+  return v;
+}
+
+}  // namespace
+
+bool directional(const std::string& directionality) {
+  std::string d;
+  for (char ch : directionality)
+    if (ch != ' ' && ch != '\0') d += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  return d.empty() || d == "DIRECTIONAL" || d == "BMATRIX";
+}
+
+PatientGradient ge_gradient_to_patient(double bvalue, const V3& g, const std::array<double, 6>& iop,
+                                       bool phase_along_rows) {
+  PatientGradient out;
+  out.bvalue = bvalue;
+  double len = std::sqrt(g[0] * g[0] + g[1] * g[1] + g[2] * g[2]);
+  if (!(bvalue > 1e-6) || !(len > 1e-6)) return out;  // b = 0: no direction
+  V3 v = g;
+  if (len > 0.03 && len < 0.97) {
+    // GE encodes lower shells by the vector's length: b scales with |g|^2
+    const double scaled = bvalue * len * len;
+    const double b = scaled > 0 && scaled < 5 ? 5.0 : std::floor((scaled + 2.5) / 5) * 5;
+    const double k = b > 0 ? std::sqrt(bvalue / b) : 0.0;
+    for (double& x : v) x *= k;
+    out.bvalue = b;
+  }
+  // the plane: the patient axis nearest the slice normal
+  const V3 n = image_axes(iop)[2];
+  const int plane = std::abs(n[0]) >= std::abs(n[1]) && std::abs(n[0]) >= std::abs(n[2]) ? 0
+                    : std::abs(n[1]) >= std::abs(n[2])                                   ? 1
+                                                                                         : 2;
+  // dcm2niix's steps: plane flips (sagittal x and y, coronal y and z, axial
+  // z), y negated, rows swizzled for ROW phase encoding, all negated
+  if (plane == 0) v[0] = -v[0], v[1] = -v[1];
+  if (plane == 1) v[1] = -v[1], v[2] = -v[2];
+  if (plane == 2) v[2] = -v[2];
+  v[1] = -v[1];
+  if (phase_along_rows) v = V3{-v[1], v[0], v[2]};
+  for (double& x : v) x = -x;
+  out.lps = from_dcm2niix_bvec(v, iop);
+  return out;
+}
+
+V3 image_gradient_to_patient(const V3& u, const std::array<double, 6>& iop) {
+  return from_dcm2niix_bvec({u[0], -u[1], u[2]}, iop);
 }
 
 }  // namespace rapidnii::io

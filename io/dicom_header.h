@@ -107,16 +107,18 @@ struct SliceHeader {
   std::array<double, 3> slice_normal{0, 0, 0};
 
   // Vendor, for vendor-specific reading only (never written out).
-  enum class Vendor : uint8_t { Other, Siemens, GE, Philips };
+  enum class Vendor : uint8_t { Other, Siemens, GE, Philips, UIH };
   Vendor vendor = Vendor::Other;
 
   // Diffusion: b-value (s/mm^2) and gradient direction in the patient frame
-  // (LPS), from (0018,9087)/(0018,9089) or the vendor places dcm2niix reads.
+  // (LPS), from (0018,9087)/(0018,9089) or the vendor places dcm2niix reads
+  // (vectors GE and UIH store in the image's frame turned into LPS).
   bool has_bvalue = false;
   double bvalue = 0;
   bool has_gradient = false;
   std::array<double, 3> gradient{0, 0, 0};
-  bool gradient_from_ge = false;  // GE (0019,10bb-bd): frame not verified
+  // GE vectors without InPlanePhaseEncodingDirection (0018,1312): COL assumed
+  bool ge_gradient_pe_assumed = false;
   // GE epi_pepolar, reversed polarity: rows stored in reverse order (the
   // header does not say so); written the other way up (dcm2niix).
   bool rows_reversed = false;
@@ -167,6 +169,35 @@ struct IndexResult {
 
 // Reads the header of one file (stops before PixelData). Never throws.
 IndexResult index_dicom_file(const InputFile& in, const IndexOptions& opt = {});
+
+// GE's diffusion direction (0019,10BB-BD) and b-value (0043,1039) as a
+// b-value and a patient-frame (LPS) direction. GE states the direction in
+// its logical frame (frequency, phase, slice), not the patient's; dcm2niix
+// (geCorrectBvecs, after its issue 970) turns it into FSL's bvec by sign
+// flips that depend on the slice plane (the axis nearest the slice normal)
+// and, for phase encoding along the rows (`phase_along_rows`: (0018,1312)
+// ROW), a swap of the in-plane axes. That bvec is, for dcm2niix's output
+// frame (rows flipped, slices along the normal), (v.row, -v.col, v.normal)
+// of a patient-frame v: v is returned, so that every --orient follows. A
+// vector of length 0.03..0.97 scales the b-value (GE's multi-shell
+// encoding): b * |g|^2 rounded to a multiple of 5 (at least 5), the vector
+// scaled by sqrt(b / that). b = 0 or a zero vector: a zero vector.
+// DiffusionDirectionality (0018,9075): false for NONE and ISOTROPIC (b = 0,
+// or a derived trace image: no direction, whatever vector is stored); true
+// for DIRECTIONAL, BMATRIX and when absent.
+bool directional(const std::string& directionality);
+
+struct PatientGradient {
+  double bvalue = 0;
+  std::array<double, 3> lps{0, 0, 0};
+};
+PatientGradient ge_gradient_to_patient(double bvalue, const std::array<double, 3>& g,
+                                       const std::array<double, 6>& iop, bool phase_along_rows);
+
+// A direction given in the image's frame (along the row, the column and the
+// slice normal, as UIH's (0065,1037), which dcm2niix writes as the bvec
+// (u0, -u1, u2)), in the patient frame (LPS).
+std::array<double, 3> image_gradient_to_patient(const std::array<double, 3>& u, const std::array<double, 6>& iop);
 
 // Silences GDCM's own warning/error printing (it may print DICOM values).
 void quiet_gdcm();

@@ -169,6 +169,10 @@ bool read_enhanced_frames(const gdcm::DataSet& ds, SliceHeader& h, std::string& 
       fi.has_gradient = true;
       fi.gradient = {g[0], g[1], g[2]};
     }
+    if (!directional(diff ? element_text(*diff, gdcm::Tag(0x0018, 0x9075)) : std::string())) {
+      fi.has_gradient = true;  // NONE or ISOTROPIC: no direction, whatever is stored (dcm2niix)
+      fi.gradient = {0, 0, 0};
+    }
     const gdcm::DataSet* ft = group(0x0018, 0x9226);  // MR image frame type
     if (!ft) ft = group(0x0018, 0x9329);              // CT image frame type
     fi.part = part_of(ft);

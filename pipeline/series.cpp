@@ -306,7 +306,7 @@ bool plan_group(const std::vector<io::SliceHeader>& headers, const std::vector<u
 
   // Diffusion: b-value and gradient per volume, from the first slice of
   // each volume; every slice of a volume must agree.
-  bool any_diffusion = false, any_weighted = false, ge_vectors = false, mixed = false;
+  bool any_diffusion = false, any_weighted = false, ge_pe_assumed = false, mixed = false;
   for (const SliceSource& s : p.sources) any_diffusion |= headers[s.file].has_bvalue;
   if (any_diffusion && nt > 1) {
     p.bvals.assign(nt, 0.0);
@@ -316,7 +316,7 @@ bool plan_group(const std::vector<io::SliceHeader>& headers, const std::vector<u
       const io::SliceHeader& h = headers[s.file];
       const double b = h.has_bvalue ? h.bvalue : 0.0;
       const Vec3 g = h.has_gradient ? Vec3{h.gradient[0], h.gradient[1], h.gradient[2]} : Vec3{0, 0, 0};
-      ge_vectors |= h.gradient_from_ge;
+      ge_pe_assumed |= h.ge_gradient_pe_assumed && h.has_bvalue && h.bvalue > 0;
       if (!seen[s.t]) {
         seen[s.t] = 1;
         p.bvals[s.t] = b;
@@ -369,7 +369,8 @@ bool plan_group(const std::vector<io::SliceHeader>& headers, const std::vector<u
       }
     }
     if (p.dwi && mixed) p.warnings.push_back("diffusion values differ between slices of one volume");
-    if (p.dwi && ge_vectors) p.warnings.push_back("diffusion vectors from GE private tags: frame assumed patient");
+    if (p.dwi && ge_pe_assumed)
+      p.warnings.push_back("GE diffusion vectors without InPlanePhaseEncodingDirection: COL assumed");
   }
 
   // PET frame timing, from the first slice of each volume.

@@ -24,7 +24,9 @@ and <name>.dtype (the NIfTI datatype expected). Series:
                 oblique orientation and pixel measures, rescale per frame
                 (float32), echoes split by effective echo time
   enh_dwi:      Enhanced MR DWI, b-value and gradient per frame
-                (MRDiffusionSequence), volume order from DimensionIndexValues
+                (MRDiffusionSequence), volume order from DimensionIndexValues;
+                its derived isotropic volume (DiffusionDirectionality
+                ISOTROPIC, a stray vector stored) removed
   enh_ct:       Enhanced CT, descending frames, shared rescale: int16
   enh_philips:  Philips Enhanced MR, rescale and private scale slope
                 (2005,100E in 2005,140F) per frame: float32 precise values
@@ -393,7 +395,7 @@ def enhanced_mr(path, row, col, spacing, frames, rows, cols, extra_shared=None, 
         if "te" in f:
             it.MREchoSequence = [seq_item(EffectiveEchoTime=float(f["te"]))]
         if "b" in f:
-            d = seq_item(DiffusionBValue=float(f["b"]), DiffusionDirectionality="DIRECTIONAL")
+            d = seq_item(DiffusionBValue=float(f["b"]), DiffusionDirectionality=f.get("dir", "DIRECTIONAL"))
             d.DiffusionGradientDirectionSequence = [seq_item(DiffusionGradientOrientation=[float(x) for x in f["grad"]])]
             it.MRDiffusionSequence = [d]
         if "ss" in f:
@@ -441,17 +443,23 @@ def enhanced(in_dir, ref_dir):
         # phase encoded along the rows (the FOV/geometry group): that direction, LPS
         open(os.path.join(ref_dir, "enh_echo%d.pe" % (e + 1)), "w").write(" ".join("%.8f" % v for v in row) + "\n")
 
-    # DWI: 4 volumes x 3 slices, frames stored slice-major; order from DimensionIndexValues
-    bvals = [0, 1000, 1000, 2000]
-    grads = [[0, 0, 0], unit([1, 0.3, 0.2]), unit([-0.1, 1, 0.5]), unit([0.3, -0.2, 1])]
+    # DWI: 4 volumes x 3 slices, frames stored slice-major; order from
+    # DimensionIndexValues. A fifth, derived isotropic volume (Philips
+    # appends one: DiffusionDirectionality ISOTROPIC, here with a stray
+    # vector that must not count) is removed.
+    bvals = [0, 1000, 1000, 2000, 1000]
+    grads = [[0, 0, 0], unit([1, 0.3, 0.2]), unit([-0.1, 1, 0.5]), unit([0.3, -0.2, 1]), [0, 0, 1]]
+    dirs = ["NONE", "DIRECTIONAL", "DIRECTIONAL", "DIRECTIONAL", "ISOTROPIC"]
     frames = []
     expect = np.zeros((4, 3, nr, nc))
     for k in range(3):
-        for t in range(4):
+        for t in range(5):
             px = rng.integers(0, 3000, size=(nr, nc))
-            frames.append(dict(ipp=origin + normal * 3.5 * k, pixels=px, b=bvals[t], grad=grads[t],
+            frames.append(dict(ipp=origin + normal * 3.5 * k, pixels=px, b=bvals[t], grad=grads[t], dir=dirs[t],
                                dim=[k + 1, t + 1], instack=k + 1))
-            expect[t, k] = px
+            if t < 4:
+                expect[t, k] = px
+    bvals, grads = bvals[:4], grads[:4]
     random.shuffle(frames)
     enhanced_mr(os.path.join(in_dir, "enhanced", "dwi"), row, col, spacing, frames, nr, nc)
     save_ref(ref_dir, "enh_dwi", np.transpose(expect, (3, 2, 1, 0)), aff, bvals=bvals, grads=grads)

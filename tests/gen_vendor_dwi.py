@@ -1,0 +1,182 @@
+"""Writes classic DWI series whose diffusion vectors are stored in the
+image's frame rather than the patient's, and beside each the NIfTI, .bval
+and .bvec a correct converter must produce (dcm2niix's output frame: rows
+flipped, slices along the normal; FSL bvec convention).
+
+Usage: gen_vendor_dwi.py IN_DIR REF_DIR
+
+  ge_<plane>_<pe>_<order>  GE, (0019,10BB-BD) in GE's logical frame
+        (frequency, phase, slice), b-value in (0043,1039) with GE's 1e9
+        offset; planes ax, sag, cor and an oblique axial; phase encoding
+        (0018,1312) COL or ROW; instances ascending or descending along the
+        normal. Expected bvec: dcm2niix's documented rule (geCorrectBvecs,
+        after its issue 970): flips by plane (sagittal x,y; coronal y,z;
+        axial z), y negated, for ROW (x, y) -> (-y, x), all negated.
+  ge_multishell            GE, lower shells encoded by the vector's length:
+        b * |g|^2 rounded to a multiple of 5, vector scaled by
+        sqrt(b / new b) (dcm2niix after issue 245).
+  uih_obl                  United Imaging, (0065,1037) in the image frame
+        (bvec (u0, -u1, u2)), b-value (0065,1009); a contradicting
+        (0018,9089) that must lose.
+REF_DIR/oracle.txt lists the series Debian's dcm2niix (v1.0.20220720) must
+reproduce too: all but cor_ROW and ge_multishell, whose rules changed after
+that release (issues 970 and 245).
+Run with Debian's /usr/bin/python3 (pydicom, nibabel, numpy).
+"""
+import os
+import sys
+
+import nibabel as nib
+import numpy as np
+from pydicom.uid import ExplicitVRLittleEndian
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gen_coverage_dicom as g  # noqa: E402
+
+NZ, NR, NC = 3, 6, 5
+SPACING, DZ = (2.0, 2.5), 4.0  # (row spacing, column spacing), slice step
+
+
+def ge_bvec(b, vec, normal, pe):
+    """(b, FSL bvec in dcm2niix's frame) for a GE logical-frame vector."""
+    v = np.array(vec, dtype=float)
+    length = np.linalg.norm(v)
+    if b <= 0 or length <= 1e-6:
+        return 0 if b <= 0 else b, np.zeros(3)
+    if 0.03 < length < 0.97:
+        scaled = b * length * length
+        nb = 5.0 if 0 < scaled < 5 else np.floor((scaled + 2.5) / 5) * 5
+        v = v * np.sqrt(b / nb)
+        b = nb
+    plane = int(np.argmax(np.abs(normal)))
+    flips = {0: (0, 1), 1: (1, 2), 2: (2,)}[plane]
+    for a in flips:
+        v[a] = -v[a]
+    v[1] = -v[1]
+    if pe == "ROW":
+        v = np.array([-v[1], v[0], v[2]])
+    return b, -v
+
+
+def write_series(path, row, col, slices_desc, volumes, extra):
+    """volumes: list of (per-slice tag setter). Returns the stored pixels
+    [t][k] (k ascending along the normal)."""
+    row, col = np.asarray(row, float), np.asarray(col, float)
+    normal = np.cross(row, col)
+    origin = np.array([-6.0, -9.0, 14.0])
+    suid = g.new_uid()
+    dsets, pixels = [], []
+    for t, setter in enumerate(volumes):
+        pixels.append([])
+        for k in range(NZ):
+            kk = NZ - 1 - k if slices_desc else k
+            ds = g.base(ExplicitVRLittleEndian, suid, 60, t * NZ + k + 1)
+            ds.ScanningSequence = "EP"
+            ds.SequenceVariant = "NONE"
+            ds.PatientPosition = "HFS"
+            extra(ds)
+            setter(ds)
+            px = g.rng.integers(0, 3000, size=(NR, NC))
+            g.put_slice(ds, row, col, origin + normal * DZ * kk, SPACING, px)
+            dsets.append((kk, px, ds))
+        pixels[t] = [px for _, px, _ in sorted(dsets[-NZ:], key=lambda e: e[0])]
+    g.write_all(os.path.dirname(path), os.path.basename(path), [d for _, _, d in dsets])
+    return pixels, row, col, normal, origin
+
+
+def save(ref_dir, name, pixels, row, col, normal, origin, bvals, bvecs):
+    """The reference in dcm2niix's frame: i along the row, j against the
+    column (rows flipped), k along the normal."""
+    data = np.zeros((NC, NR, NZ, len(pixels)), dtype=np.float32)
+    for t, vol in enumerate(pixels):
+        for k, px in enumerate(vol):
+            data[:, :, k, t] = px[::-1, :].T
+    lps = np.eye(4)
+    lps[:3, 0] = row * SPACING[1]
+    lps[:3, 1] = -col * SPACING[0]
+    lps[:3, 2] = normal * DZ
+    lps[:3, 3] = origin + col * SPACING[0] * (NR - 1)
+    ras = lps.copy()
+    ras[:2, :] *= -1
+    assert np.linalg.det(ras[:3, :3]) < 0  # FSL: no x flip in this frame
+    nib.save(nib.Nifti1Image(data, ras), os.path.join(ref_dir, name + ".nii"))
+    open(os.path.join(ref_dir, name + ".bval"), "w").write(" ".join("%g" % b for b in bvals) + "\n")
+    v = np.array(bvecs).T
+    open(os.path.join(ref_dir, name + ".bvec"), "w").write(
+        "\n".join(" ".join("%.8f" % x for x in v[c]) for c in range(3)) + "\n")
+
+
+def ge_tags(b, vec, pe):
+    def setter(ds):
+        ds.Manufacturer = "GE MEDICAL SYSTEMS"
+        ds.InPlanePhaseEncodingDirection = pe
+        ds.add_new(0x00190010, "LO", "GEMS_ACQU_01")
+        ds.add_new(0x0019109C, "LO", "epi2")
+        ds.add_new(0x0019109E, "LO", "epi2")
+        ds.add_new(0x001910BB, "DS", "%.6f" % vec[0])
+        ds.add_new(0x001910BC, "DS", "%.6f" % vec[1])
+        ds.add_new(0x001910BD, "DS", "%.6f" % vec[2])
+        ds.add_new(0x00430010, "LO", "GEMS_PARM_01")
+        ds.add_new(0x00431039, "IS", ["%d" % (b + 1000000000 if b else 0), "8", "0", "0"])
+    return setter
+
+
+def ge(in_dir, ref_dir, oracle):
+    r = g.rotation(12, 0, 7)
+    planes = {"ax": ((1, 0, 0), (0, 1, 0)), "sag": ((0, 1, 0), (0, 0, -1)), "cor": ((1, 0, 0), (0, 0, -1)),
+              "obl": (r[:, 0], r[:, 1])}
+    grads = [(0, (0, 0, 0)), (1000, (1, 0, 0)), (1000, (0, 1, 0)), (1000, (0, 0, 1)), (1000, (0.6, 0.48, 0.64)),
+             (1000, (-0.36, 0.8, -0.48))]
+    for pname, (row, col) in planes.items():
+        for pe in ("COL", "ROW"):
+            for desc in (False, True):
+                name = "ge_%s_%s_%s" % (pname, pe, "desc" if desc else "asc")
+                res = write_series(os.path.join(in_dir, name), row, col, desc,
+                                   [ge_tags(b, v, pe) for b, v in grads], lambda ds: None)
+                expect = [ge_bvec(b, v, res[3], pe) for b, v in grads]
+                save(ref_dir, name, *res, [e[0] for e in expect], [e[1] for e in expect])
+                if not (pname == "cor" and pe == "ROW"):
+                    oracle.append(name)
+    # shells by vector length: 1000 * 0.25 = 250, 1000 * 0.1681 = 168.1 -> 170
+    shells = [(0, (0, 0, 0)), (1000, (0.3, 0.4, 0)), (1000, (0, 0.41, 0)), (1000, (0.8, 0, 0.6)),
+              (1000, (0, 0, -0.5))]
+    row, col = (1, 0, 0), (0, 1, 0)
+    res = write_series(os.path.join(in_dir, "ge_multishell"), row, col, False,
+                       [ge_tags(b, v, "COL") for b, v in shells], lambda ds: None)
+    expect = [ge_bvec(b, v, res[3], "COL") for b, v in shells]
+    save(ref_dir, "ge_multishell", *res, [e[0] for e in expect], [e[1] for e in expect])
+
+
+def uih(in_dir, ref_dir, oracle):
+    r = g.rotation(-9, 14, 4)
+    row, col = r[:, 0], r[:, 1]
+    vecs = [(0, (0, 0, 0)), (800, (1, 0, 0)), (800, (0, 1, 0)), (800, (0, 0, 1)), (800, (0.48, -0.6, 0.64))]
+
+    def tags(b, u):
+        def setter(ds):
+            ds.Manufacturer = "UIH"
+            ds.add_new(0x00189087, "FD", float(b))
+            ds.add_new(0x00189089, "FD", [0.0, 0.0, 1.0] if b else [0.0, 0.0, 0.0])  # contradicts: must lose
+            ds.add_new(0x00650010, "LO", "Image Private Header")
+            ds.add_new(0x00651009, "FD", float(b))
+            ds.add_new(0x00651037, "FD", [float(x) for x in u])
+        return setter
+    res = write_series(os.path.join(in_dir, "uih_obl"), row, col, True, [tags(b, u) for b, u in vecs],
+                       lambda ds: None)
+    save(ref_dir, "uih_obl", *res, [b for b, _ in vecs],
+         [np.array([u[0], -u[1], u[2]], dtype=float) if b else np.zeros(3) for b, u in vecs])
+    oracle.append("uih_obl")
+
+
+def main():
+    in_dir, ref_dir = sys.argv[1], sys.argv[2]
+    os.makedirs(in_dir, exist_ok=True)
+    os.makedirs(ref_dir, exist_ok=True)
+    oracle = []
+    ge(in_dir, ref_dir, oracle)
+    uih(in_dir, ref_dir, oracle)
+    open(os.path.join(ref_dir, "oracle.txt"), "w").write("\n".join(oracle) + "\n")
+
+
+if __name__ == "__main__":
+    main()
