@@ -241,12 +241,6 @@ void read_siemens_mosaic(const gdcm::DataSet& ds, SliceHeader& h) {
 
 bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
 
-std::string upper(std::string s) {
-  for (char& c : s)
-    if (c >= 'a' && c <= 'z') c = char(c - 'a' + 'A');
-  return s;
-}
-
 bool has_value(const std::string& multi, const char* v) {
   size_t i = 0;
   const std::string u = upper(multi);

@@ -3,6 +3,7 @@
 #include <gdcmPrivateTag.h>
 #include <gdcmReader.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstring>
@@ -172,6 +173,18 @@ SeriesMeta read_meta(const InputFile& in) {
   std::string maker = m.manufacturer;
   for (char& ch : maker) ch = char(std::toupper(static_cast<unsigned char>(ch)));
   if (maker.find("SIEMENS") != std::string::npos) read_siemens_acquisition(ds, m);
+  if (maker.find("GE ") == 0 || maker.find("GE MEDICAL") != std::string::npos || maker == "GE" ||
+      maker.find("GENERAL ELECTRIC") != std::string::npos) {
+    // GE's polarity: RectilinearPhaseEncodeReordering (0018,9034), LINEAR
+    // (GE "unflipped") or REVERSE_LINEAR ("flipped"), as Debian's dcm2niix
+    // reads it; not for 3D acquisitions (two phase-encoded axes)
+    std::string reorder = upper(t(0x0018, 0x9034)), acq = upper(m.mr_acquisition_type);
+    reorder.erase(std::remove(reorder.begin(), reorder.end(), ' '), reorder.end());
+    if (acq.find("3D") == std::string::npos) {
+      if (reorder == "LINEAR") m.phase_encoding_positive = 1;
+      if (reorder == "REVERSE_LINEAR") m.phase_encoding_positive = 0;
+    }
+  }
   if (maker.find("PHILIPS") != std::string::npos) {
     // the same reading of the private scale slope as the indexer's
     if (auto ss = element_values(ds, gdcm::Tag(0x2005, 0x100e), 4); ss.size() == 1 && ss[0] != 0) {

@@ -42,7 +42,8 @@ struct SeriesMeta {
   std::optional<double> philips_rescale_slope, philips_rescale_intercept, philips_scale_slope;
 
   // Siemens acquisition details (numbers only): the CSA image header's
-  // PhaseEncodingDirectionPositive, BandwidthPerPixelPhaseEncode (0019,1028)
+  // PhaseEncodingDirectionPositive (GE: from RectilinearPhaseEncodeReordering
+  // (0018,9034)), BandwidthPerPixelPhaseEncode (0019,1028)
   // and the slice acquisition times of a mosaic, MosaicRefAcqTimes (0019,1029)
   // in ms from the start of the volume (CSA values when the tags are absent).
   std::optional<int> phase_encoding_positive;

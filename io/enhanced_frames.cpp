@@ -51,12 +51,6 @@ std::vector<double> binary_numbers(const gdcm::DataSet* ds, const gdcm::Tag& t, 
   return out;
 }
 
-std::string upper(std::string s) {
-  for (char& c : s)
-    if (c >= 'a' && c <= 'z') c = char(c - 'a' + 'A');
-  return s;
-}
-
 SliceHeader::Part part_of(const gdcm::DataSet* frame_type) {
   using P = SliceHeader::Part;
   if (!frame_type) return P::Unknown;

@@ -18,6 +18,13 @@ namespace rapidnii::io {
 // trimmed at both ends. Empty when absent.
 std::string element_text(const gdcm::DataSet& ds, const gdcm::Tag& t);
 
+// ASCII upper case (DICOM code strings; no locale).
+inline std::string upper(std::string s) {
+  for (char& c : s)
+    if (c >= 'a' && c <= 'z') c = char(c - 'a' + 'A');
+  return s;
+}
+
 // Backslash-separated decimal numbers (DS/IS text); NaN for unparsable items.
 std::vector<double> parse_numbers(const std::string& s);
 

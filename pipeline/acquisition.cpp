@@ -41,7 +41,10 @@ AcquisitionFields acquisition_fields(const io::SeriesMeta& m, const SeriesPlan& 
     const auto& iop = p.first.iop;
     // LPS direction of the phase axis in the stored image, then RAS
     Vec3 pe = col ? Vec3{iop[3], iop[4], iop[5]} : Vec3{iop[0], iop[1], iop[2]};
-    if (m.phase_encoding_positive && *m.phase_encoding_positive == 0)
+    // GE epi_pepolar's reversed images, written the right way up, have the
+    // opposite polarity in the written frame (dcm2niix)
+    const bool positive = m.phase_encoding_positive && (*m.phase_encoding_positive != 0) != p.rows_reversed;
+    if (m.phase_encoding_positive && !positive)
       for (double& x : pe) x = -x;
     const Vec3 ras{-pe[0], -pe[1], pe[2]};
     const auto [axis, sign] = nearest_axis(out_affine, ras);

@@ -7,7 +7,7 @@ within 1e-3 mm, values within 1e-4 relative); where the reference has
 .dtype, the output's NIfTI datatype must be that; where it has .tr, the
 output's pixdim[4] and sidecar RepetitionTime (s); where it has .dt, the
 output's pixdim[4] (s) alone; where it has .pe, the sidecar's
-PhaseEncodingAxis; where it has .side (JSON), those sidecar values (null:
+PhaseEncodingAxis; where it has .ped, the sidecar's PhaseEncodingDirection; where it has .side (JSON), those sidecar values (null:
 absent); where it has .xform, its
 qform_code and sform_code; outputs of references without .bval must have none.
 
@@ -88,6 +88,17 @@ def main():
             got = json.load(open(ostem + ".json")).get("PhaseEncodingAxis")
             if got != want:
                 print("FAIL %s: PhaseEncodingAxis %s, expected %s" % (name, got, want))
+                good = False
+        if os.path.exists(stem + ".ped"):
+            lps = np.loadtxt(stem + ".ped")
+            ras = np.array([-lps[0], -lps[1], lps[2]])
+            a = nib.load(hit).affine[:3, :3]
+            dots = (a.T @ ras) / np.linalg.norm(a, axis=0)
+            axis = int(np.argmax(np.abs(dots)))
+            want = "ijk"[axis] + ("-" if dots[axis] < 0 else "")
+            got = json.load(open(ostem + ".json")).get("PhaseEncodingDirection")
+            if got != want:
+                print("FAIL %s: PhaseEncodingDirection %s, expected %s" % (name, got, want))
                 good = False
         if os.path.exists(stem + ".side"):
             want = json.load(open(stem + ".side"))

@@ -47,13 +47,16 @@ and <name>.dtype (the NIfTI datatype expected). Series:
   ge_pepolar_mode2_rev / _fwd, ge_pepolar_mode1_rev: GE epi_pepolar,
                 reversed-polarity images stored with their rows upside down
                 (mode 2: alternating by TemporalPositionIdentifier, two
-                outputs; mode 1: all reversed)
+                outputs; mode 1: all reversed); polarity from
+                RectilinearPhaseEncodeReordering (0018,9034) LINEAR, along
+                the column, reversed in the reversed images
   no_position (only, with --no-position: kept apart because it is never
                 reoriented): no ImagePositionPatient at all, qform/sform code 0
 A reference may have <name>.tr (pixdim[4] and the sidecar's RepetitionTime,
 seconds), <name>.dt (pixdim[4] alone, seconds), <name>.pe (the phase-encoding
 direction, LPS: the sidecar's PhaseEncodingAxis must name the output axis
-nearest to it) and <name>.xform (the qform_code and sform_code expected).
+nearest to it), <name>.ped (the direction phase encoding goes, LPS: the
+sidecar's PhaseEncodingDirection must name that axis and its sign) and <name>.xform (the qform_code and sform_code expected).
 Run with Debian's /usr/bin/python3 (pydicom, nibabel, numpy).
 """
 import json
@@ -744,6 +747,9 @@ def ge_pepolar(in_dir, ref_dir):
                 ds.add_new(0x00190010, "LO", "GEMS_ACQU_01")
                 ds.add_new(0x0019109C, "LO", "research/ABCD/epi_pepolar")
                 ds.add_new(0x001910B3, "DS", str(mode))
+                ds.MRAcquisitionType = "2D"
+                ds.InPlanePhaseEncodingDirection = "COL"
+                ds.add_new(0x00189034, "CS", "LINEAR")  # GE's polarity: "unflipped", along the column
                 stored = data[t, k][::-1] if t in reversed_t else data[t, k]
                 put_slice(ds, row, col, origin + normal * 4.0 * k, spacing, stored)
                 dsets.append(ds)
@@ -751,7 +757,12 @@ def ge_pepolar(in_dir, ref_dir):
         aff = ref_affine(row, col, normal * 4.0, origin, spacing)
         for kind, ts in (("rev", reversed_t), ("fwd", [t for t in range(nt) if t not in reversed_t])):
             if ts:
-                save_ref(ref_dir, "ge_pepolar_mode%d_%s" % (mode, kind), np.transpose(data[ts], (3, 2, 1, 0)), aff)
+                name = "ge_pepolar_mode%d_%s" % (mode, kind)
+                save_ref(ref_dir, name, np.transpose(data[ts], (3, 2, 1, 0)), aff)
+                # polarity: along the column direction, the other way in the
+                # reversed images once they are the right way up
+                ped = -col if kind == "rev" else col
+                open(os.path.join(ref_dir, name + ".ped"), "w").write(" ".join("%.8f" % v for v in ped) + "\n")
 
 
 def main():
