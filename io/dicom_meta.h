@@ -48,6 +48,11 @@ struct SeriesMeta {
   // in ms from the start of the volume (CSA values when the tags are absent).
   std::optional<int> phase_encoding_positive;
   std::optional<double> bandwidth_per_pixel_phase_encode;
+  // GE EPI timing: echo spacing (0043,102C) in microseconds, the in-plane
+  // ASSET factor (first value of (0043,1083), lines kept per line: 0.5 for
+  // R = 2) and the phase-encoding lines of AcquisitionMatrix (0018,1310).
+  std::optional<double> ge_echo_spacing_us, ge_asset_factor;
+  std::optional<int> acquisition_phase_lines;
   std::vector<double> mosaic_slice_times_ms;
 };
 

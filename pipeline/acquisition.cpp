@@ -60,6 +60,16 @@ AcquisitionFields acquisition_fields(const io::SeriesMeta& m, const SeriesPlan& 
       const double ees = 1.0 / (*m.bandwidth_per_pixel_phase_encode * recon_pe);
       f.effective_echo_spacing = ees;
       f.total_readout_time = ees * (recon_pe - 1);
+    } else if (m.ge_echo_spacing_us && m.ge_asset_factor && m.acquisition_phase_lines && recon_pe > 1) {
+      // GE (as Debian's dcm2niix): the lines read are the acquired phase
+      // lines times the ASSET factor, rounded up to an even number; the
+      // readout spans one echo spacing between consecutive lines, and the
+      // effective spacing spreads it over the reconstructed lines
+      const int read = 2 * int(std::ceil(*m.acquisition_phase_lines * *m.ge_asset_factor / 2 - 1e-9));
+      if (read > 1) {
+        f.total_readout_time = *m.ge_echo_spacing_us * 1e-6 * (read - 1);
+        f.effective_echo_spacing = *f.total_readout_time / (recon_pe - 1);
+      }
     }
   }
   f.frame_duration = p.frame_durations;

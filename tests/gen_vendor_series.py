@@ -1,9 +1,11 @@
-"""Writes classic DWI series whose diffusion vectors are stored in the
-image's frame rather than the patient's, and beside each the NIfTI, .bval
-and .bvec a correct converter must produce (dcm2niix's output frame: rows
-flipped, slices along the normal; FSL bvec convention).
+"""Writes classic series whose vendor-specific fields need converting, and
+beside each what a correct converter must produce: DWI whose diffusion
+vectors are stored in the image's frame rather than the patient's (the
+NIfTI, .bval and .bvec in dcm2niix's output frame: rows flipped, slices
+along the normal; FSL bvec convention), and GE EPI whose timing and
+polarity are in GE's own tags (<name>.side: sidecar values, null = absent).
 
-Usage: gen_vendor_dwi.py IN_DIR REF_DIR
+Usage: gen_vendor_series.py IN_DIR REF_DIR
 
   ge_<plane>_<pe>_<order>  GE, (0019,10BB-BD) in GE's logical frame
         (frequency, phase, slice), b-value in (0043,1039) with GE's 1e9
@@ -18,11 +20,23 @@ Usage: gen_vendor_dwi.py IN_DIR REF_DIR
   uih_obl                  United Imaging, (0065,1037) in the image frame
         (bvec (u0, -u1, u2)), b-value (0065,1009); a contradicting
         (0018,9089) that must lose.
-REF_DIR/oracle.txt lists the series Debian's dcm2niix (v1.0.20220720) must
-reproduce too: all but cor_ROW and ge_multishell, whose rules changed after
-that release (issues 970 and 245).
+  getime_<x>               GE EPI: EffectiveEchoSpacing and TotalReadoutTime
+        from the echo spacing (0043,102C, us), the ASSET factor (0043,1083)
+        and AcquisitionMatrix (0018,1310): lines read = phase lines x ASSET
+        rounded up to an even number, TotalReadoutTime = spacing x (lines
+        read - 1), EffectiveEchoSpacing = that / (reconstructed lines - 1);
+        nothing without the ASSET factor. PhaseEncodingDirection from
+        RectilinearPhaseEncodeReordering (0018,9034): LINEAR along the row
+        or column direction, REVERSE_LINEAR against it; only the axis in 3D.
+        IN_DIR/epi and REF_DIR/epi (check_coverage.py references), the 3D
+        one in epi3d.
+REF_DIR/oracle.txt lists the DWI series Debian's dcm2niix (v1.0.20220720)
+must reproduce too: all but cor_ROW and ge_multishell, whose rules changed
+after that release (issues 970 and 245); it must reproduce REF_DIR/epi too
+(not epi3d: it writes no phase-encoding axis there).
 Run with Debian's /usr/bin/python3 (pydicom, nibabel, numpy).
 """
+import json
 import os
 import sys
 
@@ -168,6 +182,70 @@ def uih(in_dir, ref_dir, oracle):
     oracle.append("uih_obl")
 
 
+def ge_epi(in_dir, ref_dir):
+    """GE EPI timing and polarity (no diffusion)."""
+    cases = {  # echo spacing us, ASSET, AcquisitionMatrix, PE, recon size, reordering, acquisition
+        "a": (508, "1\\1", [0, 64, 64, 0], "COL", 64, "LINEAR", "2D"),
+        "b": (508, "0.5\\1", [0, 64, 64, 0], "COL", 64, "REVERSE_LINEAR", "2D"),
+        "c": (508, "1\\1", [0, 64, 64, 0], "COL", 128, None, "2D"),
+        "d": (508, "1\\1", [0, 96, 72, 0], "COL", 96, "LINEAR", "2D"),
+        "e": (508, "1\\1", [72, 0, 0, 96], "ROW", 96, "LINEAR", "2D"),
+        "f": (508, None, [0, 64, 64, 0], "COL", 64, "REVERSE_LINEAR", "2D"),
+        "g": (508, "0.667\\1", [0, 64, 64, 0], "COL", 64, "LINEAR", "2D"),
+        "h": (508, "0.75", [0, 70, 70, 0], "ROW", 80, "REVERSE_LINEAR", "2D"),
+        "i": (640, "0.6\\1", [0, 90, 90, 0], "COL", 96, "LINEAR", "3D"),
+    }
+    r = g.rotation(8, -5, 3)
+    row, col = r[:, 0], r[:, 1]
+    normal = np.cross(row, col)
+    for key, (es, asset, acq, pe, n, reorder, acq_type) in cases.items():
+        name = "getime_" + key
+        # the 3D one apart: Debian's dcm2niix writes no phase-encoding axis for it
+        sub = "epi" if acq_type == "2D" else "epi3d"
+        idir, rdir = os.path.join(in_dir, sub), os.path.join(ref_dir, sub)
+        os.makedirs(rdir, exist_ok=True)
+        suid = g.new_uid()
+        dsets = []
+        stored = np.zeros((2, 2, n, n))
+        for t in range(2):
+            for k in range(2):
+                ds = g.base(ExplicitVRLittleEndian, suid, 70, t * 2 + k + 1)
+                ds.Manufacturer = "GE MEDICAL SYSTEMS"
+                ds.ScanningSequence = "EP"
+                ds.SequenceVariant = "NONE"
+                ds.MRAcquisitionType = acq_type
+                ds.InPlanePhaseEncodingDirection = pe
+                ds.AcquisitionMatrix = acq
+                ds.TemporalPositionIdentifier = t + 1
+                if reorder:
+                    ds.add_new(0x00189034, "CS", reorder)
+                ds.add_new(0x00190010, "LO", "GEMS_ACQU_01")
+                ds.add_new(0x0019109C, "LO", "epi2")
+                ds.add_new(0x00430010, "LO", "GEMS_PARM_01")
+                ds.add_new(0x0043102C, "SS", es)
+                if asset:
+                    ds.add_new(0x00431083, "DS", asset.split("\\"))
+                stored[t, k] = g.rng.integers(0, 3000, size=(n, n))
+                g.put_slice(ds, row, col, normal * 3.0 * k, (2.0, 2.0), stored[t, k])
+                dsets.append(ds)
+        g.write_all(idir, name, dsets)
+        g.save_ref(rdir, name, np.transpose(stored, (3, 2, 1, 0)),
+                   g.ref_affine(row, col, normal * 3.0, np.zeros(3), (2.0, 2.0)))
+        side = {"EffectiveEchoSpacing": None, "TotalReadoutTime": None}
+        if asset:
+            lines = acq[2] if acq[2] > 0 else acq[3]
+            read = 2 * int(np.ceil(lines * float(asset.split("\\")[0]) / 2 - 1e-9))
+            side["TotalReadoutTime"] = es * 1e-6 * (read - 1)
+            side["EffectiveEchoSpacing"] = side["TotalReadoutTime"] / (n - 1)
+        json.dump(side, open(os.path.join(rdir, name + ".side"), "w"))
+        # the direction phase encoding goes (LPS); the axis alone without polarity or in 3D
+        along = col if pe == "COL" else row
+        polar = reorder is not None and acq_type == "2D"
+        ped = along * (-1 if reorder == "REVERSE_LINEAR" else 1)
+        open(os.path.join(rdir, name + (".ped" if polar else ".pe")), "w").write(
+            " ".join("%.8f" % v for v in (ped if polar else along)) + "\n")
+
+
 def main():
     in_dir, ref_dir = sys.argv[1], sys.argv[2]
     os.makedirs(in_dir, exist_ok=True)
@@ -175,6 +253,7 @@ def main():
     oracle = []
     ge(in_dir, ref_dir, oracle)
     uih(in_dir, ref_dir, oracle)
+    ge_epi(in_dir, ref_dir)
     open(os.path.join(ref_dir, "oracle.txt"), "w").write("\n".join(oracle) + "\n")
 
 
