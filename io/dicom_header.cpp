@@ -178,6 +178,26 @@ std::vector<double> element_values(const gdcm::DataSet& ds, const gdcm::Tag& t, 
   return out;
 }
 
+std::vector<int> int16_values(const gdcm::DataSet& ds, const gdcm::Tag& t, bool is_signed) {
+  std::vector<int> out;
+  if (!ds.FindDataElement(t)) return out;
+  const gdcm::DataElement& de = ds.GetDataElement(t);
+  const gdcm::ByteValue* bv = de.GetByteValue();
+  if (!bv || bv->GetLength() == 0) return out;
+  if (de.GetVR() == gdcm::VR::IS || de.GetVR() == gdcm::VR::DS) {
+    for (double v : parse_numbers(element_text(ds, t)))
+      if (std::isfinite(v) && std::abs(v) < 1e9) out.push_back(int(std::lround(v)));
+    return out;
+  }
+  if (bv->GetLength() % 2 != 0) return out;
+  for (size_t i = 0; i + 2 <= bv->GetLength(); i += 2) {
+    uint16_t u;
+    std::memcpy(&u, bv->GetPointer() + i, 2);
+    out.push_back(is_signed ? int(int16_t(u)) : int(u));
+  }
+  return out;
+}
+
 std::map<std::string, std::vector<std::string>> siemens_image_csa(const gdcm::DataSet& ds) {
   const gdcm::PrivateTag t(0x0029, 0x10, "SIEMENS CSA HEADER");
   if (!ds.FindDataElement(t)) return {};
@@ -604,6 +624,13 @@ bool parse_header(const InputFile& in, const IndexOptions& opt, uint64_t size, u
     else if (has_value(h.image_type, "R") || has_value(h.image_type, "REAL")) h.part = P::Real;
     else if (has_value(h.image_type, "I") || has_value(h.image_type, "IMAGINARY")) h.part = P::Imaginary;
     else if (has_value(h.image_type, "M") || has_value(h.image_type, "MAGNITUDE")) h.part = P::Magnitude;
+    // GE says it in its own image type (0043,102F): 0 magnitude, 1 phase,
+    // 2 real, 3 imaginary (one series may hold all four, as dcm2niix splits them)
+    if (h.part == P::Unknown && h.vendor == SliceHeader::Vendor::GE) {
+      const auto ge = int16_values(ds, gdcm::Tag(0x0043, 0x102f), true);
+      if (ge.size() == 1 && ge[0] >= 0 && ge[0] <= 3)
+        h.part = ge[0] == 0 ? P::Magnitude : ge[0] == 1 ? P::Phase : ge[0] == 2 ? P::Real : P::Imaginary;
+    }
   }
   us_value<0x0028, 0x0006>(ds, h.planar_configuration);
 

@@ -36,28 +36,6 @@ std::vector<double> siemens_doubles(const gdcm::DataSet& ds, uint8_t element) {
   return element_values(ds, ds.GetDataElement(t).GetTag(), 8);
 }
 
-// A binary 16-bit integer element (SS/US; private ones in implicit VR are
-// raw bytes), or a text one (IS/DS). Little endian.
-std::vector<int> int16_values(const gdcm::DataSet& ds, const gdcm::Tag& t, bool is_signed) {
-  std::vector<int> out;
-  if (!ds.FindDataElement(t)) return out;
-  const gdcm::DataElement& de = ds.GetDataElement(t);
-  const gdcm::ByteValue* bv = de.GetByteValue();
-  if (!bv || bv->GetLength() == 0) return out;
-  if (de.GetVR() == gdcm::VR::IS || de.GetVR() == gdcm::VR::DS) {
-    for (double v : parse_numbers(element_text(ds, t)))
-      if (std::isfinite(v) && std::abs(v) < 1e9) out.push_back(int(std::lround(v)));
-    return out;
-  }
-  if (bv->GetLength() % 2 != 0) return out;
-  for (size_t i = 0; i + 2 <= bv->GetLength(); i += 2) {
-    uint16_t u;
-    std::memcpy(&u, bv->GetPointer() + i, 2);
-    out.push_back(is_signed ? int(int16_t(u)) : int(u));
-  }
-  return out;
-}
-
 // Echo spacing, ASSET factor and acquired phase lines (GE EPI).
 void read_ge_acquisition(const gdcm::DataSet& ds, SeriesMeta& m) {
   if (auto es = int16_values(ds, gdcm::Tag(0x0043, 0x102c), true); es.size() == 1 && es[0] > 0)

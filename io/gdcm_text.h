@@ -41,6 +41,11 @@ const gdcm::DataSet* functional_group(const gdcm::DataSet& ds, const gdcm::Tag& 
 // empty when absent or not finite.
 std::vector<double> element_values(const gdcm::DataSet& ds, const gdcm::Tag& t, size_t width);
 
+// Values of a binary 16-bit integer element (SS/US, `is_signed` for SS;
+// private ones in implicit VR are raw bytes), or of a text one (IS/DS).
+// Little endian only; empty when absent.
+std::vector<int> int16_values(const gdcm::DataSet& ds, const gdcm::Tag& t, bool is_signed);
+
 // The parsed Siemens CSA image header (0029,xx10 of "SIEMENS CSA HEADER");
 // empty when absent.
 std::map<std::string, std::vector<std::string>> siemens_image_csa(const gdcm::DataSet& ds);

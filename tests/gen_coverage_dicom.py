@@ -18,6 +18,8 @@ and <name>.dtype (the NIfTI datatype expected). Series:
                 derived isotropic volume (b > 0, no direction) removed
   cplx_mag / cplx_phase: one series, ComplexImageComponent MAGNITUDE and
                 PHASE with identical ImageType: two outputs
+  ge_cplx_mag / _phase / _real / _imag: one GE series, the part only in
+                GE's image type (0043,102F) 0..3: four outputs
   ct_tilt:      CT with 15 degrees gantry tilt: resampled to an orthogonal grid
   enh_echo1 / enh_echo2: one Enhanced MR file, 2 echoes x 3 volumes x 4
                 slices, frames stored shuffled, position per frame, shared
@@ -278,6 +280,22 @@ def complex_parts(in_dir, ref_dir):
         save_ref(ref_dir, "cplx_" + part.lower()[:5], np.transpose(data, (2, 1, 0)),
                  ref_affine(row, col, np.array([0, 0, 4.0]), np.zeros(3), spacing))
     write_all(in_dir, "cplx", dsets)
+    # GE says the part only in its private image type (0043,102F): 0..3 =
+    # magnitude, phase, real, imaginary, all four in one series
+    suid = new_uid()
+    dsets = []
+    for code, part in enumerate(("mag", "phase", "real", "imag")):
+        data = rng.integers(-4096, 4095, size=(3, 4, 5))
+        for k in range(3):
+            ds = base(ExplicitVRLittleEndian, suid, 21, 1 + k + 3 * code)
+            ds.Manufacturer = "GE MEDICAL SYSTEMS"
+            put_slice(ds, row, col, [0, 0, 4.0 * k], spacing, data[k])
+            ds.add_new(0x00430010, "LO", "GEMS_PARM_01")
+            ds.add_new(0x0043102F, "SS", code)
+            dsets.append(ds)
+        save_ref(ref_dir, "ge_cplx_" + part, np.transpose(data, (2, 1, 0)),
+                 ref_affine(row, col, np.array([0, 0, 4.0]), np.zeros(3), spacing))
+    write_all(in_dir, "ge_cplx", dsets)
 
 
 def ct_tilt(in_dir, ref_dir):
