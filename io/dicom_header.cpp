@@ -586,6 +586,7 @@ bool parse_header(const InputFile& in, const IndexOptions& opt, uint64_t size, u
   }
   element_number(ds, gdcm::Tag(0x0018, 0x0081), h.echo_time);
   element_number(ds, gdcm::Tag(0x0018, 0x0080), h.repetition_time);
+  element_number(ds, gdcm::Tag(0x0018, 0x1314), h.flip_angle);
   {
     const std::string maker = upper(element_text(ds, gdcm::Tag(0x0008, 0x0070)));
     using V = SliceHeader::Vendor;

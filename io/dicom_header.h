@@ -96,6 +96,7 @@ struct SliceHeader {
   // physics for the header/sidecar
   double echo_time = 0;        // ms
   double repetition_time = 0;  // ms
+  double flip_angle = 0;       // degrees (0018,1314)
   double frame_interval = 0;   // ms between the time points of a legacy multi-frame cine (FrameTime)
 
   BurnedInRisk burned_in = BurnedInRisk::None;

@@ -60,6 +60,15 @@ std::string split_key(const io::SliceHeader& h) {
   k += io::part_name(h.part);
   k += '|';
   k += std::to_string(h.stack);
+  if (h.modality == "MR") {
+    // other repetition times or flip angles at the same positions (variable
+    // flip angle or TR series for T1 mapping) are other images, never one
+    // time series: dcm2niix splits them too
+    k += '|';
+    k += std::to_string(std::llround(h.repetition_time * 1000));
+    k += '|';
+    k += std::to_string(std::llround(h.flip_angle * 1000));
+  }
   return k;
 }
 

@@ -20,6 +20,8 @@ and <name>.dtype (the NIfTI datatype expected). Series:
                 PHASE with identical ImageType: two outputs
   ge_cplx_mag / _phase / _real / _imag: one GE series, the part only in
                 GE's image type (0043,102F) 0..3: four outputs
+  vfa_fa<F>_tr<T>: one series, three image sets at the same positions
+                differing in FlipAngle or RepetitionTime: three outputs
   ct_tilt:      CT with 15 degrees gantry tilt: resampled to an orthogonal grid
   enh_echo1 / enh_echo2: one Enhanced MR file, 2 echoes x 3 volumes x 4
                 slices, frames stored shuffled, position per frame, shared
@@ -296,6 +298,27 @@ def complex_parts(in_dir, ref_dir):
         save_ref(ref_dir, "ge_cplx_" + part, np.transpose(data, (2, 1, 0)),
                  ref_affine(row, col, np.array([0, 0, 4.0]), np.zeros(3), spacing))
     write_all(in_dir, "ge_cplx", dsets)
+
+
+def variable_flip(in_dir, ref_dir):
+    """One series of three image sets at the same positions that differ only
+    in FlipAngle or RepetitionTime (T1 mapping): three outputs, never a time
+    series."""
+    row, col = np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
+    spacing = (1.0, 1.0)
+    suid = new_uid()
+    dsets = []
+    for n, (fa, tr) in enumerate(((5, 15), (20, 15), (20, 30))):
+        data = rng.integers(0, 4095, size=(3, 4, 5))
+        for k in range(3):
+            ds = base(ExplicitVRLittleEndian, suid, 22, 1 + k + 3 * n)
+            ds.FlipAngle = str(fa)
+            ds.RepetitionTime = str(tr)
+            put_slice(ds, row, col, [0, 0, 2.0 * k], spacing, data[k])
+            dsets.append(ds)
+        save_ref(ref_dir, "vfa_fa%d_tr%d" % (fa, tr), np.transpose(data, (2, 1, 0)),
+                 ref_affine(row, col, np.array([0, 0, 2.0]), np.zeros(3), spacing))
+    write_all(in_dir, "vfa", dsets)
 
 
 def ct_tilt(in_dir, ref_dir):
@@ -797,6 +820,7 @@ def main():
     dwi_std(in_dir, ref_dir)
     dwi_philips(in_dir, ref_dir)
     complex_parts(in_dir, ref_dir)
+    variable_flip(in_dir, ref_dir)
     ct_tilt(in_dir, ref_dir)
     enhanced(in_dir, ref_dir)
     enhanced_ct(in_dir, ref_dir)
