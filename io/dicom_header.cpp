@@ -198,6 +198,26 @@ std::vector<int> int16_values(const gdcm::DataSet& ds, const gdcm::Tag& t, bool 
   return out;
 }
 
+std::vector<int> int32_values(const gdcm::DataSet& ds, const gdcm::Tag& t) {
+  std::vector<int> out;
+  if (!ds.FindDataElement(t)) return out;
+  const gdcm::DataElement& de = ds.GetDataElement(t);
+  const gdcm::ByteValue* bv = de.GetByteValue();
+  if (!bv || bv->GetLength() == 0) return out;
+  if (de.GetVR() == gdcm::VR::IS || de.GetVR() == gdcm::VR::DS) {
+    for (double v : parse_numbers(element_text(ds, t)))
+      if (std::isfinite(v) && std::abs(v) < 2e9) out.push_back(int(std::lround(v)));
+    return out;
+  }
+  if (bv->GetLength() % 4 != 0) return out;
+  for (size_t i = 0; i + 4 <= bv->GetLength(); i += 4) {
+    int32_t v;
+    std::memcpy(&v, bv->GetPointer() + i, 4);
+    out.push_back(v);
+  }
+  return out;
+}
+
 std::map<std::string, std::vector<std::string>> siemens_image_csa(const gdcm::DataSet& ds) {
   const gdcm::PrivateTag t(0x0029, 0x10, "SIEMENS CSA HEADER");
   if (!ds.FindDataElement(t)) return {};

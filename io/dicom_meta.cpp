@@ -200,6 +200,10 @@ SeriesMeta read_meta(const InputFile& in) {
     read_ge_acquisition(ds, m);
   }
   if (maker.find("PHILIPS") != std::string::npos) {
+    if (auto w = element_values(ds, gdcm::Tag(0x2001, 0x1022), 4); w.size() == 1 && w[0] > 0)
+      m.philips_water_fat_shift = w[0];
+    if (auto e = int32_values(ds, gdcm::Tag(0x2001, 0x1013)); e.size() == 1 && e[0] > 1)
+      m.philips_epi_factor = e[0];
     // the same reading of the private scale slope as the indexer's
     if (auto ss = element_values(ds, gdcm::Tag(0x2005, 0x100e), 4); ss.size() == 1 && ss[0] != 0) {
       m.philips_scale_slope = ss[0];

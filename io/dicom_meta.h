@@ -53,6 +53,9 @@ struct SeriesMeta {
   // R = 2) and the phase-encoding lines of AcquisitionMatrix (0018,1310).
   std::optional<double> ge_echo_spacing_us, ge_asset_factor;
   std::optional<int> acquisition_phase_lines;
+  // Philips EPI: WaterFatShift (2001,1022, pixels) and EPI factor (2001,1013).
+  std::optional<double> philips_water_fat_shift;
+  std::optional<int> philips_epi_factor;
   std::vector<double> mosaic_slice_times_ms;
 };
 

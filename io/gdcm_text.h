@@ -46,6 +46,10 @@ std::vector<double> element_values(const gdcm::DataSet& ds, const gdcm::Tag& t, 
 // Little endian only; empty when absent.
 std::vector<int> int16_values(const gdcm::DataSet& ds, const gdcm::Tag& t, bool is_signed);
 
+// Values of a binary 32-bit signed integer element (SL; private ones in
+// implicit VR are raw bytes), or of a text one (IS/DS). Little endian only.
+std::vector<int> int32_values(const gdcm::DataSet& ds, const gdcm::Tag& t);
+
 // The parsed Siemens CSA image header (0029,xx10 of "SIEMENS CSA HEADER");
 // empty when absent.
 std::map<std::string, std::vector<std::string>> siemens_image_csa(const gdcm::DataSet& ds);

@@ -71,6 +71,16 @@ AcquisitionFields acquisition_fields(const io::SeriesMeta& m, const SeriesPlan& 
         f.effective_echo_spacing = *f.total_readout_time / (recon_pe - 1);
       }
     }
+    if (m.philips_water_fat_shift && m.philips_epi_factor && m.imaging_frequency && *m.imaging_frequency > 0 &&
+        recon_pe > 1) {
+      // Philips states the readout only as the fat-water shift in pixels:
+      // fat and water are 3.4 ppm apart, so the phase-direction bandwidth per
+      // pixel is 3.4e-6 x frequency / shift; dcm2niix's estimate
+      const double etl = *m.philips_epi_factor;
+      const double readout = *m.philips_water_fat_shift / (3.4 * *m.imaging_frequency) * etl / (etl + 1);
+      f.estimated_total_readout_time = readout;
+      f.estimated_effective_echo_spacing = readout / (recon_pe - 1);
+    }
   }
   f.frame_duration = p.frame_durations;
   f.frame_times_start = p.frame_starts;

@@ -16,6 +16,9 @@ struct AcquisitionFields {
   // with its polarity (Siemens); PhaseEncodingAxis when the polarity is unknown.
   std::string phase_encoding_direction, phase_encoding_axis;
   std::optional<double> effective_echo_spacing, total_readout_time;  // s
+  // Philips EPI: estimated from the water-fat shift (dcm2niix's
+  // EstimatedEffectiveEchoSpacing / EstimatedTotalReadoutTime)
+  std::optional<double> estimated_effective_echo_spacing, estimated_total_readout_time;  // s
   std::vector<double> slice_timing;                                  // s, one per slice along slice_encoding_direction
   std::string slice_encoding_direction;                              // empty when "k" (the BIDS default)
   std::vector<std::string> warnings;                                 // e.g. slice times not written
@@ -33,6 +36,13 @@ struct AcquisitionFields {
 //  - EffectiveEchoSpacing = 1 / (BandwidthPerPixelPhaseEncode x ReconMatrixPE),
 //    ReconMatrixPE the number of voxels along the phase axis (of a mosaic
 //    tile); TotalReadoutTime = EffectiveEchoSpacing x (ReconMatrixPE - 1);
+//  - GE: TotalReadoutTime = echo spacing (0043,102C) x (lines read - 1),
+//    lines read = AcquisitionMatrix's phase lines x ASSET factor (0043,1083)
+//    rounded up to an even number; EffectiveEchoSpacing = that /
+//    (ReconMatrixPE - 1);
+//  - Philips EPI (estimates): readout = WaterFatShift / (3.4 ppm x imaging
+//    frequency) x EPI factor / (EPI factor + 1), EstimatedEffectiveEchoSpacing
+//    = that / (ReconMatrixPE - 1);
 //  - SliceTiming from a Siemens mosaic's MosaicRefAcqTimes, in the order of
 //    the output slices along the output axis of the acquisition's slices;
 //    not written (a warning says so) when a time is not within the

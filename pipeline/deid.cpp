@@ -680,6 +680,8 @@ nlohmann::json make_sidecar(const io::SeriesMeta& m, const SeriesContext& c, con
   num("BandwidthPerPixelPhaseEncode", m.bandwidth_per_pixel_phase_encode);
   num("EffectiveEchoSpacing", acq.effective_echo_spacing);
   num("TotalReadoutTime", acq.total_readout_time);
+  num("EstimatedEffectiveEchoSpacing", acq.estimated_effective_echo_spacing);
+  num("EstimatedTotalReadoutTime", acq.estimated_total_readout_time);
   if (!acq.slice_timing.empty()) j["SliceTiming"] = acq.slice_timing;
   if (!acq.slice_encoding_direction.empty()) j["SliceEncodingDirection"] = acq.slice_encoding_direction;
   if (m.image_orientation.size() == 6) j["ImageOrientationPatientDICOM"] = m.image_orientation;

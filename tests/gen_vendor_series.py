@@ -30,6 +30,10 @@ Usage: gen_vendor_series.py IN_DIR REF_DIR
         or column direction, REVERSE_LINEAR against it; only the axis in 3D.
         IN_DIR/epi and REF_DIR/epi (check_coverage.py references), the 3D
         one in epi3d.
+  phtime_<x>               Philips EPI: EstimatedTotalReadoutTime =
+        WaterFatShift (2001,1022) / (3.4 ppm x ImagingFrequency) x EPI
+        factor (2001,1013) / (EPI factor + 1), EstimatedEffectiveEchoSpacing
+        = that / (reconstructed lines - 1); nothing without the EPI factor.
 REF_DIR/oracle.txt lists the DWI series Debian's dcm2niix (v1.0.20220720)
 must reproduce too: all but cor_ROW and ge_multishell, whose rules changed
 after that release (issues 970 and 245); it must reproduce REF_DIR/epi too
@@ -246,6 +250,53 @@ def ge_epi(in_dir, ref_dir):
             " ".join("%.8f" % v for v in (ped if polar else along)) + "\n")
 
 
+def philips_epi(in_dir, ref_dir):
+    """Philips EPI: the readout only as WaterFatShift (2001,1022, pixels)
+    with the EPI factor (2001,1013); dcm2niix's estimates."""
+    cases = {  # water-fat shift px, EPI factor, imaging frequency MHz, recon size, PE
+        "a": (10.0, 35, 127.8, 64, "COL"),
+        "b": (14.5, 47, 127.7, 96, "COL"),
+        "c": (10.0, 35, 63.9, 80, "ROW"),
+        "d": (10.0, None, 127.8, 64, "COL"),
+    }
+    row, col = np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
+    idir, rdir = os.path.join(in_dir, "epi"), os.path.join(ref_dir, "epi")
+    os.makedirs(rdir, exist_ok=True)
+    for key, (wfs, epi, freq, n, pe) in cases.items():
+        name = "phtime_" + key
+        suid = g.new_uid()
+        dsets = []
+        stored = np.zeros((2, 2, n, n))
+        for t in range(2):
+            for k in range(2):
+                ds = g.base(ExplicitVRLittleEndian, suid, 71, t * 2 + k + 1)
+                ds.Manufacturer = "Philips Medical Systems"
+                ds.ScanningSequence = "GR"
+                ds.SequenceVariant = "SK"
+                ds.MRAcquisitionType = "2D"
+                ds.ImageType = ["ORIGINAL", "PRIMARY", "M_FFE", "M", "FFE"]
+                ds.ImagingFrequency = "%.4f" % freq
+                ds.InPlanePhaseEncodingDirection = pe
+                ds.TemporalPositionIdentifier = t + 1
+                ds.add_new(0x20010010, "LO", "Philips Imaging DD 001")
+                ds.add_new(0x20011022, "FL", wfs)
+                if epi:
+                    ds.add_new(0x20011013, "SL", epi)
+                stored[t, k] = g.rng.integers(0, 3000, size=(n, n))
+                g.put_slice(ds, row, col, np.array([0, 0, 4.0 * k]), (2.0, 2.0), stored[t, k])
+                dsets.append(ds)
+        g.write_all(idir, name, dsets)
+        g.save_ref(rdir, name, np.transpose(stored, (3, 2, 1, 0)),
+                   g.ref_affine(row, col, np.array([0, 0, 4.0]), np.zeros(3), (2.0, 2.0)))
+        side = {"EstimatedTotalReadoutTime": None, "EstimatedEffectiveEchoSpacing": None}
+        if epi:
+            side["EstimatedTotalReadoutTime"] = wfs / (3.4 * freq) * epi / (epi + 1)
+            side["EstimatedEffectiveEchoSpacing"] = side["EstimatedTotalReadoutTime"] / (n - 1)
+        json.dump(side, open(os.path.join(rdir, name + ".side"), "w"))
+        open(os.path.join(rdir, name + ".pe"), "w").write(
+            " ".join("%.8f" % v for v in (col if pe == "COL" else row)) + "\n")
+
+
 def main():
     in_dir, ref_dir = sys.argv[1], sys.argv[2]
     os.makedirs(in_dir, exist_ok=True)
@@ -254,6 +305,7 @@ def main():
     ge(in_dir, ref_dir, oracle)
     uih(in_dir, ref_dir, oracle)
     ge_epi(in_dir, ref_dir)
+    philips_epi(in_dir, ref_dir)
     open(os.path.join(ref_dir, "oracle.txt"), "w").write("\n".join(oracle) + "\n")
 
 
