@@ -178,29 +178,9 @@ std::vector<double> element_values(const gdcm::DataSet& ds, const gdcm::Tag& t, 
   return out;
 }
 
-std::vector<int> int16_values(const gdcm::DataSet& ds, const gdcm::Tag& t, bool is_signed) {
+std::vector<int> integer_values(const gdcm::DataSet& ds, const gdcm::Tag& t, size_t width, bool is_signed) {
   std::vector<int> out;
-  if (!ds.FindDataElement(t)) return out;
-  const gdcm::DataElement& de = ds.GetDataElement(t);
-  const gdcm::ByteValue* bv = de.GetByteValue();
-  if (!bv || bv->GetLength() == 0) return out;
-  if (de.GetVR() == gdcm::VR::IS || de.GetVR() == gdcm::VR::DS) {
-    for (double v : parse_numbers(element_text(ds, t)))
-      if (std::isfinite(v) && std::abs(v) < 1e9) out.push_back(int(std::lround(v)));
-    return out;
-  }
-  if (bv->GetLength() % 2 != 0) return out;
-  for (size_t i = 0; i + 2 <= bv->GetLength(); i += 2) {
-    uint16_t u;
-    std::memcpy(&u, bv->GetPointer() + i, 2);
-    out.push_back(is_signed ? int(int16_t(u)) : int(u));
-  }
-  return out;
-}
-
-std::vector<int> int32_values(const gdcm::DataSet& ds, const gdcm::Tag& t) {
-  std::vector<int> out;
-  if (!ds.FindDataElement(t)) return out;
+  if ((width != 2 && width != 4) || !ds.FindDataElement(t)) return out;
   const gdcm::DataElement& de = ds.GetDataElement(t);
   const gdcm::ByteValue* bv = de.GetByteValue();
   if (!bv || bv->GetLength() == 0) return out;
@@ -209,11 +189,18 @@ std::vector<int> int32_values(const gdcm::DataSet& ds, const gdcm::Tag& t) {
       if (std::isfinite(v) && std::abs(v) < 2e9) out.push_back(int(std::lround(v)));
     return out;
   }
-  if (bv->GetLength() % 4 != 0) return out;
-  for (size_t i = 0; i + 4 <= bv->GetLength(); i += 4) {
-    int32_t v;
-    std::memcpy(&v, bv->GetPointer() + i, 4);
-    out.push_back(v);
+  if (bv->GetLength() % width != 0) return out;
+  for (size_t i = 0; i + width <= bv->GetLength(); i += width) {
+    if (width == 2) {
+      uint16_t u;
+      std::memcpy(&u, bv->GetPointer() + i, 2);
+      out.push_back(is_signed ? int(int16_t(u)) : int(u));
+    } else {
+      uint32_t u;
+      std::memcpy(&u, bv->GetPointer() + i, 4);
+      if (!is_signed && u > 0x7fffffffu) return {};
+      out.push_back(int(int32_t(u)));
+    }
   }
   return out;
 }
@@ -607,17 +594,7 @@ bool parse_header(const InputFile& in, const IndexOptions& opt, uint64_t size, u
   element_number(ds, gdcm::Tag(0x0018, 0x0081), h.echo_time);
   element_number(ds, gdcm::Tag(0x0018, 0x0080), h.repetition_time);
   element_number(ds, gdcm::Tag(0x0018, 0x1314), h.flip_angle);
-  {
-    const std::string maker = upper(element_text(ds, gdcm::Tag(0x0008, 0x0070)));
-    using V = SliceHeader::Vendor;
-    h.vendor = maker.find("SIEMENS") != std::string::npos   ? V::Siemens
-               : maker.find("PHILIPS") != std::string::npos ? V::Philips
-               : maker.find("GE ") == 0 || maker.find("GE MEDICAL") != std::string::npos ||
-                       maker == "GE" || maker.find("GENERAL ELECTRIC") != std::string::npos
-                   ? V::GE
-               : maker.find("UIH") == 0 || maker.find("UNITED IMAGING") != std::string::npos ? V::UIH
-                                                                                           : V::Other;
-  }
+  h.vendor = vendor_of(element_text(ds, gdcm::Tag(0x0008, 0x0070)));
   const bool little_endian = h.transfer_syntax != "1.2.840.10008.1.2.2";
   if (h.vendor == SliceHeader::Vendor::GE) read_ge_pepolar(ds, h);
   read_siemens_mosaic(ds, h);
@@ -648,7 +625,7 @@ bool parse_header(const InputFile& in, const IndexOptions& opt, uint64_t size, u
     // GE says it in its own image type (0043,102F): 0 magnitude, 1 phase,
     // 2 real, 3 imaginary (one series may hold all four, as dcm2niix splits them)
     if (h.part == P::Unknown && h.vendor == SliceHeader::Vendor::GE) {
-      const auto ge = int16_values(ds, gdcm::Tag(0x0043, 0x102f), true);
+      const auto ge = integer_values(ds, gdcm::Tag(0x0043, 0x102f), 2, true);
       if (ge.size() == 1 && ge[0] >= 0 && ge[0] <= 3)
         h.part = ge[0] == 0 ? P::Magnitude : ge[0] == 1 ? P::Phase : ge[0] == 2 ? P::Real : P::Imaginary;
     }
@@ -815,10 +792,21 @@ V3 from_dcm2niix_bvec(const V3& bvec, const std::array<double, 6>& iop) {
 
 }  // namespace
 
+SliceHeader::Vendor vendor_of(const std::string& manufacturer) {
+  using V = SliceHeader::Vendor;
+  const std::string maker = upper(manufacturer);
+  if (maker.find("SIEMENS") != std::string::npos) return V::Siemens;
+  if (maker.find("PHILIPS") != std::string::npos) return V::Philips;
+  if (maker.find("GE ") == 0 || maker.find("GE MEDICAL") != std::string::npos || maker == "GE" ||
+      maker.find("GENERAL ELECTRIC") != std::string::npos)
+    return V::GE;
+  if (maker.find("UIH") == 0 || maker.find("UNITED IMAGING") != std::string::npos) return V::UIH;
+  return V::Other;
+}
+
 bool directional(const std::string& directionality) {
-  std::string d;
-  for (char ch : directionality)
-    if (ch != ' ' && ch != '\0') d += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  std::string d = upper(directionality);
+  d.erase(std::remove_if(d.begin(), d.end(), [](char ch) { return ch == ' ' || ch == '\0'; }), d.end());
   return d.empty() || d == "DIRECTIONAL" || d == "BMATRIX";
 }
 

@@ -171,6 +171,9 @@ struct IndexResult {
 // Reads the header of one file (stops before PixelData). Never throws.
 IndexResult index_dicom_file(const InputFile& in, const IndexOptions& opt = {});
 
+// The vendor a Manufacturer (0008,0070) value names (case-insensitive).
+SliceHeader::Vendor vendor_of(const std::string& manufacturer);
+
 // GE's diffusion direction (0019,10BB-BD) and b-value (0043,1039) as a
 // b-value and a patient-frame (LPS) direction. GE states the direction in
 // its logical frame (frequency, phase, slice), not the patient's; dcm2niix

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "io/dicom_header.h"
 #include "io/gdcm_text.h"
 #include "io/parser_guard.h"
 #include "io/siemens_csa.h"
@@ -38,12 +39,12 @@ std::vector<double> siemens_doubles(const gdcm::DataSet& ds, uint8_t element) {
 
 // Echo spacing, ASSET factor and acquired phase lines (GE EPI).
 void read_ge_acquisition(const gdcm::DataSet& ds, SeriesMeta& m) {
-  if (auto es = int16_values(ds, gdcm::Tag(0x0043, 0x102c), true); es.size() == 1 && es[0] > 0)
+  if (auto es = integer_values(ds, gdcm::Tag(0x0043, 0x102c), 2, true); es.size() == 1 && es[0] > 0)
     m.ge_echo_spacing_us = es[0];
   if (auto a = parse_numbers(element_text(ds, gdcm::Tag(0x0043, 0x1083))); !a.empty() && a[0] > 0 && a[0] <= 1)
     m.ge_asset_factor = a[0];
   // frequency rows \ frequency columns \ phase rows \ phase columns
-  if (auto am = int16_values(ds, gdcm::Tag(0x0018, 0x1310), false); am.size() == 4) {
+  if (auto am = integer_values(ds, gdcm::Tag(0x0018, 0x1310), 2, false); am.size() == 4) {
     const int lines = am[2] > 0 ? am[2] : am[3];
     if (lines > 1) m.acquisition_phase_lines = lines;
   }
@@ -183,11 +184,10 @@ SeriesMeta read_meta(const InputFile& in) {
     for (double x : iop) finite &= std::isfinite(x);
     if (finite) m.image_orientation = iop;
   }
-  std::string maker = m.manufacturer;
-  for (char& ch : maker) ch = char(std::toupper(static_cast<unsigned char>(ch)));
-  if (maker.find("SIEMENS") != std::string::npos) read_siemens_acquisition(ds, m);
-  if (maker.find("GE ") == 0 || maker.find("GE MEDICAL") != std::string::npos || maker == "GE" ||
-      maker.find("GENERAL ELECTRIC") != std::string::npos) {
+  using V = SliceHeader::Vendor;
+  const V vendor = vendor_of(m.manufacturer);
+  if (vendor == V::Siemens) read_siemens_acquisition(ds, m);
+  if (vendor == V::GE) {
     // GE's polarity: RectilinearPhaseEncodeReordering (0018,9034), LINEAR
     // (GE "unflipped") or REVERSE_LINEAR ("flipped"), as Debian's dcm2niix
     // reads it; not for 3D acquisitions (two phase-encoded axes)
@@ -199,10 +199,10 @@ SeriesMeta read_meta(const InputFile& in) {
     }
     read_ge_acquisition(ds, m);
   }
-  if (maker.find("PHILIPS") != std::string::npos) {
+  if (vendor == V::Philips) {
     if (auto w = element_values(ds, gdcm::Tag(0x2001, 0x1022), 4); w.size() == 1 && w[0] > 0)
       m.philips_water_fat_shift = w[0];
-    if (auto e = int32_values(ds, gdcm::Tag(0x2001, 0x1013)); e.size() == 1 && e[0] > 1)
+    if (auto e = integer_values(ds, gdcm::Tag(0x2001, 0x1013), 4, true); e.size() == 1 && e[0] > 1)
       m.philips_epi_factor = e[0];
     // the same reading of the private scale slope as the indexer's
     if (auto ss = element_values(ds, gdcm::Tag(0x2005, 0x100e), 4); ss.size() == 1 && ss[0] != 0) {

@@ -41,14 +41,11 @@ const gdcm::DataSet* functional_group(const gdcm::DataSet& ds, const gdcm::Tag& 
 // empty when absent or not finite.
 std::vector<double> element_values(const gdcm::DataSet& ds, const gdcm::Tag& t, size_t width);
 
-// Values of a binary 16-bit integer element (SS/US, `is_signed` for SS;
-// private ones in implicit VR are raw bytes), or of a text one (IS/DS).
-// Little endian only; empty when absent.
-std::vector<int> int16_values(const gdcm::DataSet& ds, const gdcm::Tag& t, bool is_signed);
-
-// Values of a binary 32-bit signed integer element (SL; private ones in
-// implicit VR are raw bytes), or of a text one (IS/DS). Little endian only.
-std::vector<int> int32_values(const gdcm::DataSet& ds, const gdcm::Tag& t);
+// Values of a binary integer element of `width` bytes (2: SS/US, 4: SL/UL;
+// `is_signed` for SS/SL; private ones in implicit VR are raw bytes), or of a
+// text one (IS/DS). Little endian only; empty when absent (or a UL value
+// beyond the int range).
+std::vector<int> integer_values(const gdcm::DataSet& ds, const gdcm::Tag& t, size_t width, bool is_signed);
 
 // The parsed Siemens CSA image header (0029,xx10 of "SIEMENS CSA HEADER");
 // empty when absent.

@@ -63,7 +63,8 @@ std::string split_key(const io::SliceHeader& h) {
   if (h.modality == "MR") {
     // other repetition times or flip angles at the same positions (variable
     // flip angle or TR series for T1 mapping) are other images, never one
-    // time series: dcm2niix splits them too
+    // time series (current dcm2niix splits them too; its Debian release
+    // 1.0.20220720 stacks them)
     k += '|';
     k += std::to_string(std::llround(h.repetition_time * 1000));
     k += '|';
