@@ -12,6 +12,7 @@
 #include <gdcmTrace.h>
 
 #include <algorithm>
+#include <functional>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -597,6 +598,7 @@ bool parse_header(const InputFile& in, const IndexOptions& opt, uint64_t size, u
   h.vendor = vendor_of(element_text(ds, gdcm::Tag(0x0008, 0x0070)));
   const bool little_endian = h.transfer_syntax != "1.2.840.10008.1.2.2";
   if (h.vendor == SliceHeader::Vendor::GE) read_ge_pepolar(ds, h);
+  if (h.vendor == SliceHeader::Vendor::Siemens) h.time_after_start = siemens_time_after_start(ds);
   read_siemens_mosaic(ds, h);
   if (little_endian) read_diffusion(ds, h);
   // Philips: the private scale slope gives the "precise" floating value
@@ -791,6 +793,31 @@ V3 from_dcm2niix_bvec(const V3& bvec, const std::array<double, 6>& iop) {
 }
 
 }  // namespace
+
+double siemens_time_after_start(const gdcm::DataSet& ds) {
+  // the first occurrence, depth first (XA puts it in a private sequence of
+  // each per-frame item, the classic files at the top level)
+  std::function<double(const gdcm::DataSet&, int)> find = [&](const gdcm::DataSet& d, int depth) -> double {
+    const auto v = parse_numbers(element_text(d, gdcm::Tag(0x0021, 0x1104)));
+    if (v.size() == 1 && std::isfinite(v[0]) && v[0] >= 0) return v[0];
+    if (depth == 0) return -1;
+    for (auto it = d.Begin(); it != d.End(); ++it) {
+      const gdcm::DataElement& de = *it;
+      const gdcm::Tag& t = de.GetTag();
+      if (t.GetGroup() != 0x0021 || !t.IsPrivate()) continue;  // Siemens' private sequences of group 0021
+      if (de.IsEmpty()) continue;
+      // a value already parsed as a sequence (bytes are never re-parsed)
+      const auto* sq = dynamic_cast<const gdcm::SequenceOfItems*>(&de.GetValue());
+      if (!sq) continue;
+      for (size_t i = 1; i <= sq->GetNumberOfItems(); ++i) {
+        const double r = find(sq->GetItem(i).GetNestedDataSet(), depth - 1);
+        if (r >= 0) return r;
+      }
+    }
+    return -1;
+  };
+  return find(ds, 2);
+}
 
 SliceHeader::Vendor vendor_of(const std::string& manufacturer) {
   using V = SliceHeader::Vendor;

@@ -75,6 +75,8 @@ struct SliceHeader {
   int32_t image_index = 0;
   double frame_reference_time = -1;
   double frame_duration = -1;  // ms, ActualFrameDuration (0018,1242)
+  // Siemens XA: TimeAfterStart (0021,1104), s: when this slice was acquired
+  double time_after_start = -1;
 
   bool has_orientation = false;
   bool has_position = false;
@@ -155,6 +157,7 @@ struct FrameInfo {
   int32_t stack = 0;              // StackID, numbered by first appearance
   int32_t temporal_position = 0;  // TemporalPositionIndex (0020,9128)
   int32_t order = 0;              // rank of DimensionIndexValues (then frame number)
+  double time_after_start = -1;   // Siemens XA (0021,1104) in the frame's items, s
   bool has_bvalue = false, has_gradient = false;
   double bvalue = 0;
   std::array<double, 3> gradient{0, 0, 0};

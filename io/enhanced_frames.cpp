@@ -111,6 +111,7 @@ bool read_enhanced_frames(const gdcm::DataSet& ds, SliceHeader& h, std::string& 
       why = "multi-frame object: a frame has no position or orientation";
       return false;
     }
+    if (h.vendor == SliceHeader::Vendor::Siemens && item) fi.time_after_start = siemens_time_after_start(*item);
     const gdcm::DataSet* measures = group(0x0028, 0x9110);
     auto ps = text_numbers(measures, gdcm::Tag(0x0028, 0x0030));
     fi.pixel_spacing = ps.size() == 2 && ps[0] > 0 && ps[1] > 0 ? std::array<double, 2>{ps[0], ps[1]} : h.pixel_spacing;

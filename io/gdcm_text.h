@@ -47,6 +47,10 @@ std::vector<double> element_values(const gdcm::DataSet& ds, const gdcm::Tag& t, 
 // beyond the int range).
 std::vector<int> integer_values(const gdcm::DataSet& ds, const gdcm::Tag& t, size_t width, bool is_signed);
 
+// Siemens XA's TimeAfterStart (0021,1104) in `ds` or, for a per-frame
+// functional group item, in the sequences it holds (s; -1 when absent).
+double siemens_time_after_start(const gdcm::DataSet& ds);
+
 // The parsed Siemens CSA image header (0029,xx10 of "SIEMENS CSA HEADER");
 // empty when absent.
 std::map<std::string, std::vector<std::string>> siemens_image_csa(const gdcm::DataSet& ds);

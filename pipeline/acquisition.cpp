@@ -84,19 +84,35 @@ AcquisitionFields acquisition_fields(const io::SeriesMeta& m, const SeriesPlan& 
   }
   f.frame_duration = p.frame_durations;
   f.frame_times_start = p.frame_starts;
-  // slice timing: tile t of every mosaic was acquired at times[t]
-  if (p.mosaic_tiles_per_row > 0 && !m.mosaic_slice_times_ms.empty() && p.nz > 1 && !p.position_unknown) {
-    std::vector<double> native(p.nz, -1);
+  // slice timing, per native slice (s): tile t of every mosaic was acquired
+  // at times[t]; Siemens XA gives each slice's time (series planning)
+  std::vector<double> native;
+  bool complete = false;
+  const char* source = "";
+  if (p.mosaic_tiles_per_row > 0 && !m.mosaic_slice_times_ms.empty()) {
+    native.assign(p.nz, -1);
     for (const SliceSource& s : p.sources)
       if (s.t == 0 && s.z < native.size() && s.tile < m.mosaic_slice_times_ms.size())
         native[s.z] = m.mosaic_slice_times_ms[s.tile] / 1000.0;
-    bool complete = m.mosaic_slice_times_ms.size() == size_t(p.nz);
-    for (double x : native) complete &= x != -1;
+    complete = m.mosaic_slice_times_ms.size() == size_t(p.nz);
+    source = "MosaicRefAcqTimes";
+  } else if (p.slice_times.size() == size_t(p.nz) && p.nz > 1) {
+    native = p.slice_times;
+    // all at once (3D, or every slice in one multiband shot): nothing to say
+    const auto [lo, hi] = std::minmax_element(native.begin(), native.end());
+    complete = *hi > *lo;
+    source = "TimeAfterStart";
+  }
+  if (!native.empty() && p.nz > 1 && !p.position_unknown) {
+    for (double x : native) complete &= x >= 0;
     bool within_tr = true;
     const double tr = m.repetition_time && *m.repetition_time > 0 ? *m.repetition_time : 1e5;
-    for (double x : m.mosaic_slice_times_ms) within_tr &= x >= 0 && x < tr;
+    if (p.mosaic_tiles_per_row > 0)
+      for (double x : m.mosaic_slice_times_ms) within_tr &= x >= 0 && x < tr;
+    else
+      for (double x : native) within_tr &= x * 1000 <= tr;
     if (complete && !within_tr) {
-      f.warnings.push_back("slice times not written: MosaicRefAcqTimes beyond the repetition time");
+      f.warnings.push_back(std::string("slice times not written: ") + source + " beyond the repetition time");
       complete = false;
     }
     const Vec3 slice_dir{p.affine[0][2], p.affine[1][2], p.affine[2][2]};

@@ -43,7 +43,8 @@ struct AcquisitionFields {
 //  - Philips EPI (estimates): readout = WaterFatShift / (3.4 ppm x imaging
 //    frequency) x EPI factor / (EPI factor + 1), EstimatedEffectiveEchoSpacing
 //    = that / (ReconMatrixPE - 1);
-//  - SliceTiming from a Siemens mosaic's MosaicRefAcqTimes, in the order of
+//  - SliceTiming from a Siemens mosaic's MosaicRefAcqTimes, or from Siemens
+//    XA's per-slice TimeAfterStart (SeriesPlan::slice_times), in the order of
 //    the output slices along the output axis of the acquisition's slices;
 //    not written (a warning says so) when a time is not within the
 //    repetition time: some Siemens multiband versions store wrong times, and

@@ -400,6 +400,19 @@ bool plan_group(const std::vector<io::SliceHeader>& headers, const std::vector<u
       for (size_t t = 0; t < nt; ++t) p.frame_starts.push_back(first[t]->acquisition_time - first[0]->acquisition_time);
   }
 
+  // Siemens XA slice times: the second volume's (the first may carry bogus
+  // times, as dcm2niix notes), each slice's own TimeAfterStart (0021,1104)
+  if (nt > 1 && p.nz > 1 && p.mosaic_tiles_per_row == 0 && !h0.mr_3d) {
+    std::vector<double> t1(p.nz, -1);
+    for (const SliceSource& s : p.sources)
+      if (s.t == 1 && s.z < t1.size()) t1[s.z] = headers[s.file].time_after_start;
+    if (std::all_of(t1.begin(), t1.end(), [](double x) { return x >= 0; })) {
+      const double lo = *std::min_element(t1.begin(), t1.end());
+      for (double& x : t1) x = std::round((x - lo) * 1e6) / 1e6;  // us: no float noise in the sidecar
+      p.slice_times = std::move(t1);
+    }
+  }
+
   // Time step between volumes: a cine's frame time, else the repetition time.
   p.tr_seconds = h0.frame_interval > 0 ? h0.frame_interval / 1000.0
                  : h0.repetition_time > 0 ? h0.repetition_time / 1000.0 : 0.0;
@@ -486,6 +499,7 @@ io::SliceHeader frame_header(const io::SliceHeader& h, const io::FrameInfo& f) {
   v.has_gradient = f.has_gradient || h.has_gradient;
   v.gradient = f.has_gradient ? f.gradient : h.gradient;
   v.part = f.part;
+  v.time_after_start = f.time_after_start;
   return v;
 }
 

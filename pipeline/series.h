@@ -47,6 +47,10 @@ struct SeriesPlan {
   // PET dynamic (nt > 1), per volume, s: ActualFrameDuration, and the start
   // of each frame (its AcquisitionTime) after the first's, when those increase
   std::vector<double> frame_durations, frame_starts;
+  // Siemens XA 2D series of several volumes: when each native slice was
+  // acquired within its volume (s, TimeAfterStart (0021,1104) of the second
+  // volume, the first's minimum subtracted); empty when unknown
+  std::vector<double> slice_times;
   std::vector<double> bvals;
   std::vector<Vec3> gradients;
   // Enhanced multi-frame inputs: frames in each such file (sources carry

@@ -22,6 +22,10 @@ and <name>.dtype (the NIfTI datatype expected). Series:
                 GE's image type (0043,102F) 0..3: four outputs
   vfa_fa<F>_tr<T>: one series, three image sets at the same positions
                 differing in FlipAngle or RepetitionTime: three outputs
+  xa_st_asc / xa_st_desc / xa_st_enh: Siemens XA 2D EPI, SliceTiming from
+                each slice's TimeAfterStart (0021,1104) in the second
+                volume (classic, instances ascending and descending; an
+                enhanced object with the times in its frames' items)
   ct_tilt:      CT with 15 degrees gantry tilt: resampled to an orthogonal grid
   enh_echo1 / enh_echo2: one Enhanced MR file, 2 echoes x 3 volumes x 4
                 slices, frames stored shuffled, position per frame, shared
@@ -442,6 +446,12 @@ def enhanced_mr(path, row, col, spacing, frames, rows, cols, extra_shared=None, 
             d = seq_item(DiffusionBValue=float(f["b"]), DiffusionDirectionality=f.get("dir", "DIRECTIONAL"))
             d.DiffusionGradientDirectionSequence = [seq_item(DiffusionGradientOrientation=[float(x) for x in f["grad"]])]
             it.MRDiffusionSequence = [d]
+        if "tas" in f:  # Siemens XA: TimeAfterStart in a private sequence of the frame's item
+            priv = Dataset()
+            priv.add_new((0x0021, 0x0011), "LO", "SIEMENS MR SDI 02")
+            priv.add_new((0x0021, 0x1104), "DS", "%.5f" % f["tas"])
+            it.add_new((0x0021, 0x0011), "LO", "SIEMENS MR SDI 02")
+            it.add_new((0x0021, 0x11FE), "SQ", [priv])
         if "ss" in f:
             priv = Dataset()
             priv.add_new((0x2005, 0x0010), "LO", "Philips MR Imaging DD 001")
@@ -453,6 +463,59 @@ def enhanced_mr(path, row, col, spacing, frames, rows, cols, extra_shared=None, 
     ds.PixelData = np.stack([f["pixels"] for f in frames]).astype("<i2").tobytes()
     os.makedirs(os.path.dirname(path), exist_ok=True)
     ds.save_as(path, write_like_original=False)
+
+
+def xa_slice_timing(in_dir, ref_dir):
+    """Siemens XA 2D EPI: each slice's TimeAfterStart (0021,1104), s since
+    the start of the run, gives SliceTiming: the second volume's times, its
+    minimum subtracted, in the order of the output slices (here along +z
+    whatever --orient). Classic files with instances ascending and
+    descending along the normal (a time belongs to its slice's position),
+    and an enhanced object with the times in its frames' items."""
+    row, col = np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
+    spacing, nr, nc, tr = (2.0, 2.0), 4, 5, 2.0
+    for name, nz, desc in (("xa_st_asc", 6, False), ("xa_st_desc", 6, True)):
+        order = list(range(0, nz, 2)) + list(range(1, nz, 2))  # interleaved
+        slot = {z: i for i, z in enumerate(order)}
+        suid = new_uid()
+        data = rng.integers(0, 3000, size=(3, nz, nr, nc))
+        dsets = []
+        for t in range(3):
+            for k in range(nz):
+                z = nz - 1 - k if desc else k
+                ds = base(ExplicitVRLittleEndian, suid, 23 + desc, t * nz + k + 1)
+                ds.Manufacturer = "SIEMENS"
+                ds.SoftwareVersions = "syngo MR XA30"
+                ds.ScanningSequence = "EP"
+                ds.MRAcquisitionType = "2D"
+                ds.RepetitionTime = "%g" % (tr * 1000)
+                ds.AcquisitionNumber = t + 1
+                ds.add_new(0x00210011, "LO", "SIEMENS MR SDI 02")
+                # the first volume's times are off (dcm2niix: some runs store bogus ones)
+                ds.add_new(0x00211104, "DS", "%.5f" % (t * tr + slot[z] * tr / nz + (0.37 * z if t == 0 else 0.01)))
+                put_slice(ds, row, col, [0, 0, 3.0 * z], spacing, data[t, z])
+                dsets.append(ds)
+        write_all(in_dir, name, dsets)
+        save_ref(ref_dir, name, np.transpose(data, (3, 2, 1, 0)),
+                 ref_affine(row, col, np.array([0, 0, 3.0]), np.zeros(3), spacing))
+        json.dump({"SliceTiming": [slot[z] * tr / nz for z in range(nz)]},
+                  open(os.path.join(ref_dir, name + ".side"), "w"))
+    # enhanced: 4 slices x 2 volumes, descending acquisition, frames shuffled
+    nz = 4
+    frames = []
+    expect = np.zeros((2, nz, nr, nc))
+    for t in range(2):
+        for z in range(nz):
+            px = rng.integers(0, 3000, size=(nr, nc))
+            frames.append(dict(ipp=[0, 0, 3.0 * z], pixels=px, dim=[t + 1, z + 1], instack=z + 1, temporal=t + 1,
+                               tas=t * tr + (nz - 1 - z) * tr / nz + 0.02))
+            expect[t, z] = px
+    random.shuffle(frames)
+    enhanced_mr(os.path.join(in_dir, "xa_enhanced", "epi"), row, col, spacing, frames, nr, nc, manufacturer="SIEMENS")
+    save_ref(ref_dir, "xa_st_enh", np.transpose(expect, (3, 2, 1, 0)),
+             ref_affine(row, col, np.array([0, 0, 3.0]), np.zeros(3), spacing))
+    json.dump({"SliceTiming": [(nz - 1 - z) * tr / nz for z in range(nz)]},
+              open(os.path.join(ref_dir, "xa_st_enh.side"), "w"))
 
 
 def enhanced(in_dir, ref_dir):
@@ -821,6 +884,7 @@ def main():
     dwi_philips(in_dir, ref_dir)
     complex_parts(in_dir, ref_dir)
     variable_flip(in_dir, ref_dir)
+    xa_slice_timing(in_dir, ref_dir)
     ct_tilt(in_dir, ref_dir)
     enhanced(in_dir, ref_dir)
     enhanced_ct(in_dir, ref_dir)
