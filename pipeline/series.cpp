@@ -400,12 +400,20 @@ bool plan_group(const std::vector<io::SliceHeader>& headers, const std::vector<u
       for (size_t t = 0; t < nt; ++t) p.frame_starts.push_back(first[t]->acquisition_time - first[0]->acquisition_time);
   }
 
-  // Siemens XA slice times: the second volume's (the first may carry bogus
-  // times, as dcm2niix notes), each slice's own TimeAfterStart (0021,1104)
+  // Slice times: Siemens XA's TimeAfterStart (0021,1104) of each slice of
+  // the second volume (the first may carry bogus times, as dcm2niix notes);
+  // UIH's AcquisitionTime of each slice of the first volume (as dcm2niix)
   if (nt > 1 && p.nz > 1 && p.mosaic_tiles_per_row == 0 && !h0.mr_3d) {
+    const bool uih = h0.vendor == io::SliceHeader::Vendor::UIH;
     std::vector<double> t1(p.nz, -1);
     for (const SliceSource& s : p.sources)
-      if (s.t == 1 && s.z < t1.size()) t1[s.z] = headers[s.file].time_after_start;
+      if (s.t == (uih ? 0u : 1u) && s.z < t1.size())
+        t1[s.z] = uih ? headers[s.file].acquisition_time : headers[s.file].time_after_start;
+    if (uih && std::all_of(t1.begin(), t1.end(), [](double x) { return x >= 0; })) {
+      const auto [lo, hi] = std::minmax_element(t1.begin(), t1.end());
+      if (*hi - *lo > 43200)  // the volume crossed midnight
+        for (double& x : t1) x += x < 43200 ? 86400 : 0;
+    }
     if (std::all_of(t1.begin(), t1.end(), [](double x) { return x >= 0; })) {
       const double lo = *std::min_element(t1.begin(), t1.end());
       for (double& x : t1) x = std::round((x - lo) * 1e6) / 1e6;  // us: no float noise in the sidecar

@@ -47,9 +47,10 @@ struct SeriesPlan {
   // PET dynamic (nt > 1), per volume, s: ActualFrameDuration, and the start
   // of each frame (its AcquisitionTime) after the first's, when those increase
   std::vector<double> frame_durations, frame_starts;
-  // Siemens XA 2D series of several volumes: when each native slice was
-  // acquired within its volume (s, TimeAfterStart (0021,1104) of the second
-  // volume, the first's minimum subtracted); empty when unknown
+  // Siemens XA and UIH 2D series of several volumes: when each native slice
+  // was acquired within its volume (s, minimum subtracted: XA's
+  // TimeAfterStart (0021,1104) of the second volume, UIH's AcquisitionTime of
+  // the first); empty when unknown
   std::vector<double> slice_times;
   std::vector<double> bvals;
   std::vector<Vec3> gradients;

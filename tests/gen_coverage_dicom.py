@@ -26,6 +26,8 @@ and <name>.dtype (the NIfTI datatype expected). Series:
                 each slice's TimeAfterStart (0021,1104) in the second
                 volume (classic, instances ascending and descending; an
                 enhanced object with the times in its frames' items)
+  uih_st:       UIH 2D EPI, SliceTiming from each slice's AcquisitionTime
+                in the first volume (the run crossing midnight)
   ct_tilt:      CT with 15 degrees gantry tilt: resampled to an orthogonal grid
   enh_echo1 / enh_echo2: one Enhanced MR file, 2 echoes x 3 volumes x 4
                 slices, frames stored shuffled, position per frame, shared
@@ -500,6 +502,33 @@ def xa_slice_timing(in_dir, ref_dir):
                  ref_affine(row, col, np.array([0, 0, 3.0]), np.zeros(3), spacing))
         json.dump({"SliceTiming": [slot[z] * tr / nz for z in range(nz)]},
                   open(os.path.join(ref_dir, name + ".side"), "w"))
+    # UIH: each slice's AcquisitionTime in the first volume; instances
+    # descending along the normal, the run crossing midnight
+    nz = 5
+    order = [4, 3, 2, 1, 0]
+    suid = new_uid()
+    data = rng.integers(0, 3000, size=(2, nz, nr, nc))
+    dsets = []
+    for t in range(2):
+        for k in range(nz):
+            z = nz - 1 - k
+            ds = base(ExplicitVRLittleEndian, suid, 26, t * nz + k + 1)
+            ds.Manufacturer = "UIH"
+            ds.AcquisitionNumber = t + 1  # orders the volumes across midnight
+            ds.ScanningSequence = "EP"
+            ds.MRAcquisitionType = "2D"
+            ds.RepetitionTime = "%g" % (tr * 1000)
+            sec = (86400 - 0.9 + t * tr + order.index(z) * tr / nz) % 86400
+            hh, rem = divmod(sec, 3600)
+            mm, ss = divmod(rem, 60)
+            ds.AcquisitionTime = "%02d%02d%09.6f" % (hh, mm, ss)
+            put_slice(ds, row, col, [0, 0, 3.0 * z], spacing, data[t, z])
+            dsets.append(ds)
+    write_all(in_dir, "uih_st", dsets)
+    save_ref(ref_dir, "uih_st", np.transpose(data, (3, 2, 1, 0)),
+             ref_affine(row, col, np.array([0, 0, 3.0]), np.zeros(3), spacing))
+    json.dump({"SliceTiming": [order.index(z) * tr / nz for z in range(nz)]},
+              open(os.path.join(ref_dir, "uih_st.side"), "w"))
     # enhanced: 4 slices x 2 volumes, descending acquisition, frames shuffled
     nz = 4
     frames = []
