@@ -50,6 +50,36 @@ void read_ge_acquisition(const gdcm::DataSet& ds, SeriesMeta& m) {
   }
 }
 
+// A GE private element: under its creator when the file names one, else at
+// the usual place when no other creator holds that block.
+const gdcm::DataElement* ge_private(const gdcm::DataSet& ds, uint16_t group, uint8_t element, const char* creator) {
+  const gdcm::PrivateTag pt(group, element, creator);
+  if (ds.FindDataElement(pt)) return &ds.GetDataElement(ds.GetDataElement(pt).GetTag());
+  if (ds.FindDataElement(gdcm::Tag(group, 0x0010))) return nullptr;
+  const gdcm::Tag t(group, uint16_t(0x1000 | element));
+  return ds.FindDataElement(t) ? &ds.GetDataElement(t) : nullptr;
+}
+
+// What GE slice timing needs: the protocol block, the sequence name and the
+// HyperBand factor.
+void read_ge_slice_timing_inputs(const gdcm::DataSet& ds, SeriesMeta& m) {
+  if (const gdcm::DataElement* de = ge_private(ds, 0x0025, 0x1b, "GEMS_SERS_01"))
+    if (const gdcm::ByteValue* bv = de->GetByteValue(); bv && bv->GetPointer())
+      m.ge_protocol = parse_ge_protocol(
+          {reinterpret_cast<const std::byte*>(bv->GetPointer()), size_t(bv->GetLength())});
+  if (const gdcm::DataElement* de = ge_private(ds, 0x0019, 0x9c, "GEMS_ACQU_01"))
+    if (const gdcm::ByteValue* bv = de->GetByteValue(); bv && bv->GetPointer()) {
+      std::string name(bv->GetPointer(), bv->GetLength());
+      while (!name.empty() && (name.back() == ' ' || name.back() == '\0')) name.pop_back();
+      if (name.size() <= 16) m.ge_pulse_sequence = name;
+    }
+  if (const gdcm::DataElement* de = ge_private(ds, 0x0043, 0xb6, "GEMS_PARM_01"))
+    if (const gdcm::ByteValue* bv = de->GetByteValue(); bv && bv->GetPointer()) {
+      const auto v = parse_numbers(std::string(bv->GetPointer(), bv->GetLength()));
+      if (!v.empty() && v[0] >= 2 && v[0] <= 16 && v[0] == std::floor(v[0])) m.ge_multiband = int(v[0]);
+    }
+}
+
 // Phase-encoding polarity, phase bandwidth and mosaic slice times (Siemens).
 void read_siemens_acquisition(const gdcm::DataSet& ds, SeriesMeta& m) {
   const auto csa = siemens_image_csa(ds);
@@ -198,6 +228,7 @@ SeriesMeta read_meta(const InputFile& in) {
       if (reorder == "REVERSE_LINEAR") m.phase_encoding_positive = 0;
     }
     read_ge_acquisition(ds, m);
+    read_ge_slice_timing_inputs(ds, m);
   }
   if (vendor == V::Philips) {
     if (auto w = element_values(ds, gdcm::Tag(0x2001, 0x1022), 4); w.size() == 1 && w[0] > 0)

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "io/ge_protocol.h"
 #include "io/input_file.h"
 
 namespace rapidnii::io {
@@ -57,6 +58,12 @@ struct SeriesMeta {
   std::optional<double> philips_water_fat_shift;
   std::optional<int> philips_epi_factor;
   std::vector<double> mosaic_slice_times_ms;
+  // GE slice timing inputs (numbers and flags only): the Protocol Data Block
+  // (0025,101B), PulseSequenceName (0019,109C: "epi", "epiRT", "epi2"...) and
+  // the HyperBand factor (first value of (0043,10B6)).
+  std::optional<GeProtocol> ge_protocol;
+  std::string ge_pulse_sequence;
+  int ge_multiband = 1;
 };
 
 // Reads the header of `path` (stops before PixelData). Throws

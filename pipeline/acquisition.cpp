@@ -30,6 +30,72 @@ std::pair<int, int> nearest_axis(const Affine& a, const Vec3& v) {
 
 const char* const kAxis[] = {"i", "j", "k"};
 
+// GE 2D EPI of several volumes (its images carry no slice times): estimated
+// from the protocol as dcm2niix does. fMRI (PulseSequenceName epiRT, or
+// IOPT FMRI) and multi-phase EPI (epi, or IOPT MPh; not with variable
+// delays) only. The TR less the group delay is divided among the
+// excitations, ceil(slices / HyperBand factor), one more when that is even
+// under HyperBand before software 27 R03; sequential (SLICEORDER 0) or
+// interleaved (even excitations first, then odd; from 27 R03 with HyperBand
+// and an even count, the last and third-last swapped); slice k is acquired
+// with excitation k mod excitations, in the order GE numbers its slices.
+// Without SLICEORDER nothing is written (dcm2niix assumes interleaved).
+// Empty, with the reason in `why` when it is worth saying, when the protocol
+// does not tell.
+std::vector<double> ge_slice_times(const io::SeriesMeta& m, const SeriesPlan& p, std::string& why) {
+  if (!m.ge_protocol || p.nz < 2 || p.nt < 2 || p.mosaic_tiles_per_row > 0 || p.first.mr_3d) return {};
+  const io::GeProtocol& g = *m.ge_protocol;
+  std::string seq = m.ge_pulse_sequence;
+  for (char& c : seq) c = char(std::tolower(static_cast<unsigned char>(c)));
+  const bool rt = seq == "epirt" || g.fmri, multiphase = seq == "epi" || g.multiphase;
+  if (!rt && !multiphase) return {};  // diffusion (epi2) and non-EPI: no rule
+  if (!rt && g.variable_delays) {
+    why = "GE multi-phase EPI with variable delays";
+    return {};
+  }
+  if (!g.slice_order) {
+    why = "GE protocol without SLICEORDER";
+    return {};
+  }
+  if (p.instance_direction == 0) {
+    why = "GE slices not numbered in slice order";
+    return {};
+  }
+  if (!m.repetition_time || !(*m.repetition_time > 0)) return {};
+  // the slices fill the TR less its group delay (DELACQNOAV, s: a pause
+  // after the slices, as in sparse fMRI)
+  const double tr = *m.repetition_time / 1000.0, delay = g.group_delay;
+  if (!(delay >= 0 && delay < tr)) {
+    why = "GE group delay not within the repetition time";
+    return {};
+  }
+  const int mb = std::max(m.ge_multiband, g.multiband);
+  bool r3 = false;  // software 27 R03 and later number HyperBand excitations differently
+  if (mb > 1) {
+    const auto v = io::ge_software_version(m.software_versions);
+    if (!v || v->major < 26 - 1e-6) {
+      why = "GE HyperBand before software 26";
+      return {};
+    }
+    r3 = v->major > 27.05 || (v->major > 26.95 && v->release >= 3);
+  }
+  int excitations = (p.nz + mb - 1) / mb;
+  if (mb > 1 && !r3 && excitations % 2 == 0) ++excitations;
+  const double step = (tr - delay) / excitations;
+  std::vector<double> st(excitations);
+  const bool interleaved = *g.slice_order != 0;
+  const int odd_start = (excitations + 1) / 2;  // the odd excitations follow the even ones
+  for (int i = 0; i < excitations; ++i) st[i] = step * (!interleaved ? i : i % 2 == 0 ? i / 2 : odd_start + i / 2);
+  if (mb > 1 && r3 && interleaved && excitations > 2 && excitations % 2 == 0)
+    std::swap(st[excitations - 1], st[excitations - 3]);
+  std::vector<double> native(p.nz);
+  for (int z = 0; z < p.nz; ++z) {
+    const int rank = p.instance_direction > 0 ? z : p.nz - 1 - z;  // the order GE acquired them in
+    native[z] = std::round(st[rank % excitations] * 1e6) / 1e6;
+  }
+  return native;
+}
+
 }  // namespace
 
 AcquisitionFields acquisition_fields(const io::SeriesMeta& m, const SeriesPlan& p, const Affine& out_affine) {
@@ -102,6 +168,11 @@ AcquisitionFields acquisition_fields(const io::SeriesMeta& m, const SeriesPlan& 
     const auto [lo, hi] = std::minmax_element(native.begin(), native.end());
     complete = *hi > *lo;
     source = "TimeAfterStart";
+  } else if (std::string why; m.ge_protocol) {
+    native = ge_slice_times(m, p, why);
+    complete = !native.empty();
+    source = "the GE protocol";
+    if (!why.empty()) f.warnings.push_back("slice times not written: " + why);
   }
   if (!native.empty() && p.nz > 1 && !p.position_unknown) {
     for (double x : native) complete &= x >= 0;

@@ -49,6 +49,8 @@ struct AcquisitionFields {
 //    not written (a warning says so) when a time is not within the
 //    repetition time: some Siemens multiband versions store wrong times, and
 //    dcm2niix's reconstruction of them from the protocol is not reproduced.
+//    GE 2D EPI of several volumes: estimated from the Protocol Data Block
+//    as dcm2niix does (acquisition.cpp, ge_slice_times).
 //  - PET dynamic: FrameDuration from ActualFrameDuration, FrameTimesStart
 //    from each frame's AcquisitionTime after the first's (only when they
 //    increase: scanners that write one time for the series give none).

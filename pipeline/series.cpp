@@ -421,6 +421,18 @@ bool plan_group(const std::vector<io::SliceHeader>& headers, const std::vector<u
     }
   }
 
+  if (p.nz > 1 && p.mosaic_tiles_per_row == 0) {
+    std::vector<int64_t> inst(p.nz, INT64_MIN);
+    for (const SliceSource& s : p.sources)
+      if (s.t == 0 && s.z < inst.size()) inst[s.z] = headers[s.file].instance_number;
+    bool up = inst[0] != INT64_MIN, down = up;
+    for (size_t z = 1; z < inst.size(); ++z) {
+      up &= inst[z] != INT64_MIN && inst[z] > inst[z - 1];
+      down &= inst[z] != INT64_MIN && inst[z] < inst[z - 1];
+    }
+    p.instance_direction = up ? 1 : down ? -1 : 0;
+  }
+
   // Time step between volumes: a cine's frame time, else the repetition time.
   p.tr_seconds = h0.frame_interval > 0 ? h0.frame_interval / 1000.0
                  : h0.repetition_time > 0 ? h0.repetition_time / 1000.0 : 0.0;

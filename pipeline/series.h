@@ -52,6 +52,10 @@ struct SeriesPlan {
   // TimeAfterStart (0021,1104) of the second volume, UIH's AcquisitionTime of
   // the first); empty when unknown
   std::vector<double> slice_times;
+  // +1 when the InstanceNumbers of the first volume's slices increase with
+  // z (along the slice normal), -1 when they decrease, 0 otherwise: GE
+  // acquires its slices in the order it numbers them
+  int instance_direction = 0;
   std::vector<double> bvals;
   std::vector<Vec3> gradients;
   // Enhanced multi-frame inputs: frames in each such file (sources carry

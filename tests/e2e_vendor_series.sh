@@ -3,7 +3,8 @@
 # the image's frame (GE's logical frame, UIH's image frame), whose
 # .bval/.bvec and volumes must match references written from dcm2niix's
 # documented rules, with --orient native and RAS; GE EPI timing and
-# polarity, whose sidecar values must match (check_coverage.py). The rules
+# polarity and GE slice timing from the protocol, whose sidecar values
+# must match (check_coverage.py). The rules
 # themselves are checked against Debian's dcm2niix on every series its
 # release implements the same way (REF/oracle.txt, REF/epi); that part
 # reports itself skipped without dcm2niix.
@@ -29,7 +30,7 @@ for series in "$WORK"/in/*/; do
   done
 done
 echo "rapidnii: $checked DWI outputs checked"
-for sub in epi epi3d; do
+for sub in epi epi3d epi_delay; do
   for orient in native RAS; do
     out="$WORK/out-$orient/$sub"
     "$RAPIDNII" convert "$WORK/in/$sub" "$out" --orient "$orient" --state "$WORK/state-$orient-$sub" > "$out.log" 2>&1 ||

@@ -34,14 +34,28 @@ Usage: gen_vendor_series.py IN_DIR REF_DIR
         WaterFatShift (2001,1022) / (3.4 ppm x ImagingFrequency) x EPI
         factor (2001,1013) / (EPI factor + 1), EstimatedEffectiveEchoSpacing
         = that / (reconstructed lines - 1); nothing without the EPI factor.
+  gest_<x>                 GE 2D EPI of several volumes: SliceTiming
+        estimated from the Protocol Data Block (0025,101B: a 4-byte length,
+        then gzip text: SLICEORDER, MBACCEL, DELACQNOAV, IOPT), the
+        sequence (0019,109C), the HyperBand factor (0043,10B6) and the
+        software version, as dcm2niix's rule: the TR less the group delay
+        divided among ceil(slices / HyperBand) excitations (one more when
+        even, before 27 R03), sequential or interleaved (even first), slice
+        k at excitation k mod that, in the order of the InstanceNumbers.
+        Diffusion (epi2): none. IN_DIR/epi (Debian's dcm2niix agrees), and
+        in epi_delay what it does not implement (it ignores the group
+        delay; without SLICEORDER it assumes interleaved, rapidnii writes
+        nothing).
 REF_DIR/oracle.txt lists the DWI series Debian's dcm2niix (v1.0.20220720)
 must reproduce too: all but cor_ROW and ge_multishell, whose rules changed
 after that release (issues 970 and 245); it must reproduce REF_DIR/epi too
-(not epi3d: it writes no phase-encoding axis there).
+(not epi3d: it writes no phase-encoding axis there; not epi_delay).
 Run with Debian's /usr/bin/python3 (pydicom, nibabel, numpy).
 """
+import gzip
 import json
 import os
+import struct
 import sys
 
 import nibabel as nib
@@ -297,6 +311,80 @@ def philips_epi(in_dir, ref_dir):
             " ".join("%.8f" % v for v in (col if pe == "COL" else row)) + "\n")
 
 
+def ge_protocol_block(text):
+    """(0025,101B) as GE stores it: little-endian length, then gzip."""
+    z = gzip.compress(text.encode(), mtime=0)
+    b = struct.pack("<I", len(z)) + z
+    return b + b"\0" if len(b) % 2 else b
+
+
+def ge_slice_timing(in_dir, ref_dir):
+    """GE EPI slice timing from the protocol (no per-slice times in GE images)."""
+    r3 = "27\\LX\\MR Software release:RX27.0_R03_1831.a"
+    r2 = "27\\LX\\MR Software release:RX27.0_R02_1831.a"
+    cases = {  # sub, slices, sequence, IOPT, SLICEORDER, MBACCEL, (0043,10B6), DELACQNOAV, software, descending
+        "seq": ("epi", 5, "epiRT", "FMRI", 0, 1, None, "0", r2, False),
+        "int_desc": ("epi", 5, "epiRT", "FMRI", 1, 1, None, "0", r2, True),
+        "int6": ("epi", 6, "epiRT", "FMRI", 1, 1, None, "0", r2, False),
+        "mb_r2": ("epi", 8, "epiRT", "FMRI", 1, 1, 2, "0", r2, False),
+        "mb_r3": ("epi", 8, "epiRT", "FMRI", 1, 2, None, "0", r3, True),
+        "mph": ("epi", 5, "epi", "MPh", 1, 1, None, "0", r2, False),
+        "diff": ("epi", 5, "epi2", "DIFF", 1, 1, None, "0", r2, False),
+        "delay": ("epi_delay", 5, "epiRT", "FMRI", 1, 1, None, "0.5", r2, False),
+        "noorder": ("epi_delay", 5, "epiRT", "FMRI", None, 1, None, "0", r2, False),
+    }
+    tr = 2.0
+    row, col = np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
+    for key, (sub, nz, seq, iopt, order, mbaccel, hyperband, delay, sw, desc) in cases.items():
+        name = "gest_" + key
+        idir, rdir = os.path.join(in_dir, sub), os.path.join(ref_dir, sub)
+        os.makedirs(rdir, exist_ok=True)
+        text = 'ENTRY "1"\nPSEQ "EPI"\nIOPT "%s"\n' % iopt
+        if order is not None:
+            text += 'SLICEORDER "%d"\n' % order
+        text += 'MBACCEL "%d"\nDELACQ "Custom"\nDELACQNOAV "%s"\nNOSLC "%d"\n' % (mbaccel, delay, nz)
+        suid = g.new_uid()
+        dsets = []
+        stored = np.zeros((2, nz, 4, 5))
+        for t in range(2):
+            for k in range(nz):
+                z = nz - 1 - k if desc else k  # instance k lies at slice z
+                ds = g.base(ExplicitVRLittleEndian, suid, 72, t * nz + k + 1)
+                ds.Manufacturer = "GE MEDICAL SYSTEMS"
+                ds.ScanningSequence = "EP"
+                ds.SequenceVariant = "NONE"
+                ds.MRAcquisitionType = "2D"
+                ds.RepetitionTime = "%g" % (tr * 1000)
+                ds.SoftwareVersions = sw.split("\\")
+                ds.TemporalPositionIdentifier = t + 1
+                ds.add_new(0x00190010, "LO", "GEMS_ACQU_01")
+                ds.add_new(0x0019109C, "LO", seq)
+                ds.add_new(0x00250010, "LO", "GEMS_SERS_01")
+                ds.add_new(0x0025101B, "OB", ge_protocol_block(text))
+                if hyperband:
+                    ds.add_new(0x00430010, "LO", "GEMS_PARM_01")
+                    ds.add_new(0x004310B6, "LO", ["%d" % hyperband, "4", "19"])
+                stored[t, z] = g.rng.integers(0, 3000, size=(4, 5))
+                g.put_slice(ds, row, col, np.array([0, 0, 3.0 * z]), (2.0, 2.0), stored[t, z])
+                dsets.append(ds)
+        g.write_all(idir, name, dsets)
+        g.save_ref(rdir, name, np.transpose(stored, (3, 2, 1, 0)),
+                   g.ref_affine(row, col, np.array([0, 0, 3.0]), np.zeros(3), (2.0, 2.0)))
+        times = None
+        if seq != "epi2" and order is not None:
+            mb = max(mbaccel, hyperband or 1)
+            exc = -(-nz // mb)
+            if mb > 1 and sw == r2 and exc % 2 == 0:
+                exc += 1
+            step = (tr - float(delay)) / exc
+            st = [step * (i if order == 0 else i // 2 if i % 2 == 0 else (exc + 1) // 2 + i // 2) for i in range(exc)]
+            if mb > 1 and sw == r3 and order and exc > 2 and exc % 2 == 0:
+                st[exc - 1], st[exc - 3] = st[exc - 3], st[exc - 1]
+            # acquired in InstanceNumber order: slice z is instance nz-1-z when descending
+            times = [st[(nz - 1 - z if desc else z) % exc] for z in range(nz)]
+        json.dump({"SliceTiming": times}, open(os.path.join(rdir, name + ".side"), "w"))
+
+
 def main():
     in_dir, ref_dir = sys.argv[1], sys.argv[2]
     os.makedirs(in_dir, exist_ok=True)
@@ -306,6 +394,7 @@ def main():
     uih(in_dir, ref_dir, oracle)
     ge_epi(in_dir, ref_dir)
     philips_epi(in_dir, ref_dir)
+    ge_slice_timing(in_dir, ref_dir)
     open(os.path.join(ref_dir, "oracle.txt"), "w").write("\n".join(oracle) + "\n")
 
 

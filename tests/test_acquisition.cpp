@@ -109,3 +109,103 @@ TEST(Acquisition, ImplausibleSliceTimesAreNotWritten) {
   f = acquisition_fields(siemens("COL"), unknown, unknown.affine);
   EXPECT_TRUE(f.phase_encoding_direction.empty() && f.slice_timing.empty());
 }
+
+namespace {
+
+// An axial classic 2D EPI plan: `nz` slices, 3 volumes, InstanceNumbers
+// increasing (direction +1) or decreasing (-1) with z.
+SeriesPlan ge_epi(int nz, int direction) {
+  SeriesPlan p = axial_mosaic();
+  p.mosaic_tiles_per_row = 0;
+  p.nz = nz;
+  p.nt = 3;
+  p.instance_direction = direction;
+  p.sources.clear();
+  for (uint32_t t = 0; t < 3; ++t)
+    for (uint32_t k = 0; k < uint32_t(nz); ++k) p.sources.push_back({t * nz + k, 0, k, t});
+  return p;
+}
+
+SeriesMeta ge_meta(int slice_order, int mb = 1, const char* sw = "27\\LX\\MR Software release:RX27.0_R02_1831.a") {
+  SeriesMeta m;
+  m.repetition_time = 2000;
+  m.ge_pulse_sequence = "epiRT";
+  m.software_versions = sw;
+  rapidnii::io::GeProtocol g;
+  g.slice_order = slice_order;
+  g.multiband = mb;
+  m.ge_protocol = g;
+  return m;
+}
+
+void expect_times(const std::vector<double>& got, const std::vector<double>& want) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-6) << "slice " << i;
+}
+
+}  // namespace
+
+// Values checked against Debian's dcm2niix v1.0.20220720 on synthetic GE
+// series (tests/gen_vendor_series.py makes them for e2e_vendor_series).
+TEST(Acquisition, GeSliceTimesFromTheProtocol) {
+  SeriesPlan p = ge_epi(5, 1);
+  expect_times(acquisition_fields(ge_meta(0), p, p.affine).slice_timing, {0, 0.4, 0.8, 1.2, 1.6});
+  expect_times(acquisition_fields(ge_meta(1), p, p.affine).slice_timing, {0, 1.2, 0.4, 1.6, 0.8});
+  // numbered top-down: the first acquired is the last along z
+  p = ge_epi(5, -1);
+  expect_times(acquisition_fields(ge_meta(1), p, p.affine).slice_timing, {0.8, 1.6, 0.4, 1.2, 0});
+  p = ge_epi(6, 1);
+  expect_times(acquisition_fields(ge_meta(1), p, p.affine).slice_timing, {0, 1, 1 / 3.0, 4 / 3.0, 2 / 3.0, 5 / 3.0});
+  // HyperBand 2 on 8 slices: 4 excitations, one more before 27 R03
+  p = ge_epi(8, 1);
+  expect_times(acquisition_fields(ge_meta(1, 2), p, p.affine).slice_timing, {0, 1.2, 0.4, 1.6, 0.8, 0, 1.2, 0.4});
+  expect_times(acquisition_fields(ge_meta(1, 2, "27\\LX\\MR Software release:RX27.0_R03_1831.a"), p, p.affine)
+                   .slice_timing,
+               {0, 1.5, 0.5, 1, 0, 1.5, 0.5, 1});
+  // a group delay of 0.5 s: the slices fill 1.5 s of the 2 s TR
+  SeriesMeta delayed = ge_meta(1);
+  delayed.ge_protocol->group_delay = 0.5;
+  p = ge_epi(5, 1);
+  expect_times(acquisition_fields(delayed, p, p.affine).slice_timing, {0, 0.9, 0.3, 1.2, 0.6});
+  // multi-phase EPI ("epi") too; written in reverse when the output is
+  SeriesMeta mph = ge_meta(1);
+  mph.ge_pulse_sequence = "epi";
+  expect_times(acquisition_fields(mph, p, flip_k(p.affine)).slice_timing, {0.8, 1.6, 0.4, 1.2, 0});
+}
+
+TEST(Acquisition, GeSliceTimesOnlyWhenTheProtocolTells) {
+  SeriesPlan p = ge_epi(5, 1);
+  auto none = [&](const SeriesMeta& m, const SeriesPlan& plan, const char* warning) {
+    const auto f = acquisition_fields(m, plan, plan.affine);
+    EXPECT_TRUE(f.slice_timing.empty());
+    if (warning) {
+      ASSERT_EQ(f.warnings.size(), 1u);
+      EXPECT_NE(f.warnings[0].find(warning), std::string::npos) << f.warnings[0];
+    } else {
+      EXPECT_TRUE(f.warnings.empty());
+    }
+  };
+  SeriesMeta m = ge_meta(1);
+  m.ge_pulse_sequence = "epi2";  // diffusion: no rule
+  none(m, p, nullptr);
+  m.ge_pulse_sequence = "fgre";
+  none(m, p, nullptr);
+  m = ge_meta(1);
+  m.ge_protocol->slice_order.reset();
+  none(m, p, "SLICEORDER");
+  m = ge_meta(1);
+  m.ge_protocol->group_delay = 2.5;  // beyond TR
+  none(m, p, "group delay");
+  m = ge_meta(1);
+  m.ge_pulse_sequence = "epi";
+  m.ge_protocol->multiphase = m.ge_protocol->variable_delays = true;
+  none(m, p, "variable delays");
+  none(ge_meta(1, 2, "25\\LX\\MR Software release:DV25.0_R02_1549.b"), ge_epi(8, 1), "HyperBand");
+  none(ge_meta(1), ge_epi(5, 0), "numbered");  // instances not in slice order
+  SeriesPlan single = ge_epi(5, 1);
+  single.nt = 1;  // one volume: nothing (as dcm2niix)
+  none(ge_meta(1), single, nullptr);
+  SeriesMeta no_protocol = ge_meta(1);
+  no_protocol.ge_protocol.reset();
+  none(no_protocol, p, nullptr);
+}

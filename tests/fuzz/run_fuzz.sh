@@ -20,8 +20,8 @@ set -e
   -I"$SRC" -I/usr/include/gdcm-3.0 \
   "$SRC/tests/fuzz/fuzz_index.cpp" "$SRC/io/dicom_header.cpp" "$SRC/io/dicom_probe.cpp" \
   "$SRC/io/dicom_meta.cpp" "$SRC/io/input_file.cpp" "$SRC/io/siemens_csa.cpp" "$SRC/io/parser_guard.cpp" \
-  "$SRC/io/enhanced_frames.cpp" \
-  -lgdcmMSFF -lgdcmDSED -lgdcmCommon -o "$WORK/fuzz_index"
+  "$SRC/io/enhanced_frames.cpp" "$SRC/io/ge_protocol.cpp" \
+  -lgdcmMSFF -lgdcmDSED -lgdcmCommon -lz -o "$WORK/fuzz_index"
 set +e
 # seeds: the shared validation data (if present) and small generated files
 if [ -n "$DATA" ] && [ -d "$DATA" ]; then
@@ -32,6 +32,9 @@ fi
 # coverage seeds: enhanced multi-frame, DWI private tags, RGB
 /usr/bin/python3 "$SRC/tests/gen_coverage_dicom.py" "$WORK/cov" "$WORK/cov-ref" > /dev/null 2>&1 &&
   find "$WORK/cov" -type f -size -400k -exec sh -c 'cp "$1" "$0/corpus/cov_$(basename "$(dirname "$1")")_$(basename "$1")"' "$WORK" {} \;
+# vendor seeds: GE protocol blocks (gzip inside the header), private DWI tags
+/usr/bin/python3 "$SRC/tests/gen_vendor_series.py" "$WORK/ven" "$WORK/ven-ref" > /dev/null 2>&1 &&
+  find "$WORK/ven" -type f -size -400k -path '*gest_*' -exec sh -c 'cp "$1" "$0/corpus/ven_$(basename "$(dirname "$1")")_$(basename "$1")"' "$WORK" {} \;
 echo "corpus: $(ls "$WORK/corpus" | wc -l) seeds"
 # Leak detection is off: a parse abandoned by the parser guard leaks by
 # design (io/parser_guard.h). Crashes, aborts and memory errors still fail.
