@@ -58,6 +58,9 @@ struct SeriesMeta {
   std::optional<double> philips_water_fat_shift;
   std::optional<int> philips_epi_factor;
   std::vector<double> mosaic_slice_times_ms;
+  // the same times of the series' second volume (filled by the caller: some
+  // multiband versions store wrong times in the first volume only)
+  std::vector<double> mosaic_slice_times_ms_second;
   // GE slice timing inputs (numbers and flags only): the Protocol Data Block
   // (0025,101B), PulseSequenceName (0019,109C: "epi", "epiRT", "epi2"...) and
   // the HyperBand factor (first value of (0043,10B6)).

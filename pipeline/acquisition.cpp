@@ -30,6 +30,26 @@ std::pair<int, int> nearest_axis(const Affine& a, const Vec3& v) {
 
 const char* const kAxis[] = {"i", "j", "k"};
 
+// A mosaic's slice times (ms): the first volume's, unless they are all
+// equal, beyond TR or span another range than the second volume's, and the
+// second volume's are good (some multiband versions store wrong times in
+// the first volume: dcm2niix takes the second's then, its minimum
+// subtracted).
+std::vector<double> mosaic_times(const io::SeriesMeta& m) {
+  const std::vector<double>& t0 = m.mosaic_slice_times_ms;
+  const std::vector<double>& t1 = m.mosaic_slice_times_ms_second;
+  if (t1.size() != t0.size() || t0.empty() || !m.repetition_time) return t0;
+  const double tr = *m.repetition_time;
+  const auto [lo0, hi0] = std::minmax_element(t0.begin(), t0.end());
+  const auto [lo1, hi1] = std::minmax_element(t1.begin(), t1.end());
+  const bool same_range = std::abs((*hi0 - *lo0) - (*hi1 - *lo1)) <= 1e-5 * std::max(1.0, *hi0 - *lo0);
+  if (*hi0 > *lo0 && *hi0 <= tr && same_range) return t0;
+  if (!(*lo1 < *hi1 && *hi1 < tr && *lo1 >= 0)) return t0;
+  std::vector<double> shifted;
+  for (double x : t1) shifted.push_back(x - *lo1);
+  return shifted;
+}
+
 // GE 2D EPI of several volumes (its images carry no slice times): estimated
 // from the protocol as dcm2niix does. fMRI (PulseSequenceName epiRT, or
 // IOPT FMRI) and multi-phase EPI (epi, or IOPT MPh; not with variable
@@ -148,6 +168,8 @@ AcquisitionFields acquisition_fields(const io::SeriesMeta& m, const SeriesPlan& 
       f.estimated_effective_echo_spacing = readout / (recon_pe - 1);
     }
   }
+  if (m.ge_protocol || m.ge_multiband > 1)
+    f.multiband_factor = std::max(m.ge_multiband, m.ge_protocol ? m.ge_protocol->multiband : 1);
   f.frame_duration = p.frame_durations;
   f.frame_times_start = p.frame_starts;
   // slice timing, per native slice (s): tile t of every mosaic was acquired
@@ -156,11 +178,11 @@ AcquisitionFields acquisition_fields(const io::SeriesMeta& m, const SeriesPlan& 
   bool complete = false;
   const char* source = "";
   if (p.mosaic_tiles_per_row > 0 && !m.mosaic_slice_times_ms.empty()) {
+    const std::vector<double> times = mosaic_times(m);
     native.assign(p.nz, -1);
     for (const SliceSource& s : p.sources)
-      if (s.t == 0 && s.z < native.size() && s.tile < m.mosaic_slice_times_ms.size())
-        native[s.z] = m.mosaic_slice_times_ms[s.tile] / 1000.0;
-    complete = m.mosaic_slice_times_ms.size() == size_t(p.nz);
+      if (s.t == 0 && s.z < native.size() && s.tile < times.size()) native[s.z] = times[s.tile] / 1000.0;
+    complete = times.size() == size_t(p.nz);
     source = "MosaicRefAcqTimes";
   } else if (p.slice_times.size() == size_t(p.nz) && p.nz > 1) {
     native = p.slice_times;
@@ -179,7 +201,7 @@ AcquisitionFields acquisition_fields(const io::SeriesMeta& m, const SeriesPlan& 
     bool within_tr = true;
     const double tr = m.repetition_time && *m.repetition_time > 0 ? *m.repetition_time : 1e5;
     if (p.mosaic_tiles_per_row > 0)
-      for (double x : m.mosaic_slice_times_ms) within_tr &= x >= 0 && x < tr;
+      for (double x : mosaic_times(m)) within_tr &= x >= 0 && x < tr;  // ms
     else
       for (double x : native) within_tr &= x * 1000 <= tr;
     if (complete && !within_tr) {
@@ -189,6 +211,9 @@ AcquisitionFields acquisition_fields(const io::SeriesMeta& m, const SeriesPlan& 
     const Vec3 slice_dir{p.affine[0][2], p.affine[1][2], p.affine[2][2]};
     const auto [axis, sign] = nearest_axis(out_affine, slice_dir);
     if (complete && axis >= 0) {
+      const double first = *std::min_element(native.begin(), native.end());
+      const auto together = std::count_if(native.begin(), native.end(), [&](double x) { return x - first < 5e-4; });
+      if (together > 1 && f.multiband_factor == 1) f.multiband_factor = int(together);
       f.slice_timing = native;
       if (sign < 0) std::reverse(f.slice_timing.begin(), f.slice_timing.end());
       if (axis != 2) f.slice_encoding_direction = kAxis[axis];

@@ -21,6 +21,9 @@ struct AcquisitionFields {
   std::optional<double> estimated_effective_echo_spacing, estimated_total_readout_time;  // s
   std::vector<double> slice_timing;                                  // s, one per slice along slice_encoding_direction
   std::string slice_encoding_direction;                              // empty when "k" (the BIDS default)
+  // slices excited at once: GE's HyperBand factor, else how many slices
+  // share the earliest slice time; 1 when unknown or single-band
+  int multiband_factor = 1;
   std::vector<std::string> warnings;                                 // e.g. slice times not written
   std::vector<double> frame_times_start, frame_duration;             // PET dynamic, s (BIDS-PET)
 };
@@ -51,6 +54,9 @@ struct AcquisitionFields {
 //    dcm2niix's reconstruction of them from the protocol is not reproduced.
 //    GE 2D EPI of several volumes: estimated from the Protocol Data Block
 //    as dcm2niix does (acquisition.cpp, ge_slice_times).
+//  - MultibandAccelerationFactor: GE's HyperBand factor ((0043,10B6) or the
+//    protocol's MBACCEL), else the number of slices at the earliest written
+//    slice time when more than one (the count dcm2niix falls back on).
 //  - PET dynamic: FrameDuration from ActualFrameDuration, FrameTimesStart
 //    from each frame's AcquisitionTime after the first's (only when they
 //    increase: scanners that write one time for the series give none).

@@ -787,8 +787,16 @@ ConvertSummary convert(const ConvertOptions& opt) {
   std::vector<char> meta_ok(ns, 0);
   tbb::parallel_for(size_t(0), ns, [&](size_t i) {
     try {
-      metas[i] = io::read_series_meta(scan.files[plan.series[i].sources.front().file]);
+      const SeriesPlan& sp = plan.series[i];
+      metas[i] = io::read_series_meta(scan.files[sp.sources.front().file]);
       meta_ok[i] = 1;
+      // a mosaic's slice times of the second volume too (see acquisition)
+      if (sp.mosaic_tiles_per_row > 0 && sp.nt > 1 && !metas[i].mosaic_slice_times_ms.empty())
+        for (const SliceSource& s : sp.sources)
+          if (s.t == 1) {
+            metas[i].mosaic_slice_times_ms_second = io::read_series_meta(scan.files[s.file]).mosaic_slice_times_ms;
+            break;
+          }
     } catch (...) {
     }
   });

@@ -683,6 +683,7 @@ nlohmann::json make_sidecar(const io::SeriesMeta& m, const SeriesContext& c, con
   num("EstimatedEffectiveEchoSpacing", acq.estimated_effective_echo_spacing);
   num("EstimatedTotalReadoutTime", acq.estimated_total_readout_time);
   if (!acq.slice_timing.empty()) j["SliceTiming"] = acq.slice_timing;
+  if (acq.multiband_factor > 1) j["MultibandAccelerationFactor"] = acq.multiband_factor;
   if (!acq.slice_encoding_direction.empty()) j["SliceEncodingDirection"] = acq.slice_encoding_direction;
   if (m.image_orientation.size() == 6) j["ImageOrientationPatientDICOM"] = m.image_orientation;
   // PET: code strings (letters, digits, underscore only) and frame timing

@@ -6,8 +6,10 @@ For every reference volume, the output that reproduces it (compare_nifti's
 test) must also have:
   - the same affine as the reference, not only after canonical reordering
     (`--orient native` stores voxels in dcm2niix's order), within 1e-3 mm;
-  - PhaseEncodingDirection, EffectiveEchoSpacing and TotalReadoutTime equal
-    to the reference's where it has them (numbers within 1e-5 relative);
+  - PhaseEncodingDirection, EffectiveEchoSpacing, TotalReadoutTime and
+    MultibandAccelerationFactor equal to the reference's where it has them
+    (numbers within 1e-5 relative), and no MultibandAccelerationFactor
+    where it has none;
   - SliceTiming within 5 ms of the reference's, slice by slice (dcm2niix
     takes the times of another volume: they differ by 2.5 ms), or, when the
     output has none, a ConversionWarnings entry saying why;
@@ -48,13 +50,15 @@ def main():
             problems.append("%s: native affine differs from dcm2niix's by %.3g" % (name, np.max(np.abs(ra - oa))))
         rj = json.load(open(ref[:-4] + ".json"))
         oj = json.load(open(hit[: -len(".nii.gz")] + ".json"))
-        for key in ("PhaseEncodingDirection", "EffectiveEchoSpacing", "TotalReadoutTime"):
+        for key in ("PhaseEncodingDirection", "EffectiveEchoSpacing", "TotalReadoutTime", "MultibandAccelerationFactor"):
             if key not in rj:
                 continue
             a, b = rj[key], oj.get(key)
             same = a == b if isinstance(a, str) else (isinstance(b, (int, float)) and abs(a - b) <= 1e-5 * abs(a))
             if not same:
                 problems.append("%s: %s %r, dcm2niix %r" % (name, key, b, a))
+        if "MultibandAccelerationFactor" not in rj and "MultibandAccelerationFactor" in oj:
+            problems.append("%s: MultibandAccelerationFactor %r, dcm2niix has none" % (name, oj["MultibandAccelerationFactor"]))
         rt, ot = rj.get("SliceTiming"), oj.get("SliceTiming")
         if not check_times:
             if ot is not None:

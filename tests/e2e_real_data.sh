@@ -37,10 +37,11 @@ for spec in "dcm_qa_ts 0 9" "dcm_qa_12bit 0 3" "dcm_qa_orientation 1 21"; do
     echo "FAIL: $name: sidecar acquisition fields or voxel order differ from dcm2niix's"
     fail=1
   fi
-  # the two multiband series whose stored slice times are beyond TR: the
-  # summary says so as well as their sidecars
-  if [ "$name" = dcm_qa_orientation ] && ! grep -qF "warning for 2 series: slice times not written" "$WORK/$name.log"; then
-    echo "FAIL: $name: the summary does not report the slice times left out"
+  # the two multiband series whose first volume stores slice times beyond
+  # TR: the second volume's are taken (compare_sidecars checked them against
+  # dcm2niix's), so nothing is reported left out
+  if [ "$name" = dcm_qa_orientation ] && grep -qF "slice times not written" "$WORK/$name.log"; then
+    echo "FAIL: $name: slice times left out"
     fail=1
   fi
   total=$((total + nref))

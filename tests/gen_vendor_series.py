@@ -41,7 +41,8 @@ Usage: gen_vendor_series.py IN_DIR REF_DIR
         software version, as dcm2niix's rule: the TR less the group delay
         divided among ceil(slices / HyperBand) excitations (one more when
         even, before 27 R03), sequential or interleaved (even first), slice
-        k at excitation k mod that, in the order of the InstanceNumbers.
+        k at excitation k mod that, in the order of the InstanceNumbers;
+        MultibandAccelerationFactor the HyperBand factor.
         Diffusion (epi2): none. IN_DIR/epi (Debian's dcm2niix agrees), and
         in epi_delay what it does not implement (it ignores the group
         delay; without SLICEORDER it assumes interleaved, rapidnii writes
@@ -382,7 +383,9 @@ def ge_slice_timing(in_dir, ref_dir):
                 st[exc - 1], st[exc - 3] = st[exc - 3], st[exc - 1]
             # acquired in InstanceNumber order: slice z is instance nz-1-z when descending
             times = [st[(nz - 1 - z if desc else z) % exc] for z in range(nz)]
-        json.dump({"SliceTiming": times}, open(os.path.join(rdir, name + ".side"), "w"))
+        mbf = max(mbaccel, hyperband or 1)
+        json.dump({"SliceTiming": times, "MultibandAccelerationFactor": mbf if mbf > 1 else None},
+                  open(os.path.join(rdir, name + ".side"), "w"))
 
 
 def main():

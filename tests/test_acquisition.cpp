@@ -209,3 +209,27 @@ TEST(Acquisition, GeSliceTimesOnlyWhenTheProtocolTells) {
   no_protocol.ge_protocol.reset();
   none(no_protocol, p, nullptr);
 }
+
+// Some Siemens multiband versions store wrong times in the first volume
+// only; dcm2niix then takes the second volume's (dcm_qa_orientation's two
+// multiband series in e2e_real_data are such a case).
+TEST(Acquisition, MosaicTimesOfTheSecondVolumeWhenTheFirstAreWrong) {
+  SeriesPlan p = axial_mosaic();
+  p.nt = 2;
+  SeriesMeta m = siemens("COL");
+  m.mosaic_slice_times_ms = {0, 2500, 500, 1500};         // beyond TR
+  m.mosaic_slice_times_ms_second = {10, 1010, 510, 1510};  // good: minimum subtracted
+  EXPECT_EQ(acquisition_fields(m, p, p.affine).slice_timing, (std::vector<double>{0, 1.0, 0.5, 1.5}));
+  m.mosaic_slice_times_ms = {0, 0, 0, 0};  // all equal in the first
+  EXPECT_EQ(acquisition_fields(m, p, p.affine).slice_timing, (std::vector<double>{0, 1.0, 0.5, 1.5}));
+  m.mosaic_slice_times_ms = {0, 1000, 500, 1250};  // good, but another range than the second's
+  EXPECT_EQ(acquisition_fields(m, p, p.affine).slice_timing, (std::vector<double>{0, 1.0, 0.5, 1.5}));
+  m.mosaic_slice_times_ms = {0, 1000, 500, 1500};  // good and the same range: the first's
+  m.mosaic_slice_times_ms_second = {10, 1510, 510, 1010};
+  EXPECT_EQ(acquisition_fields(m, p, p.affine).slice_timing, (std::vector<double>{0, 1.0, 0.5, 1.5}));
+  m.mosaic_slice_times_ms = {0, 2500, 500, 1500};
+  m.mosaic_slice_times_ms_second = {0, 2600, 500, 1500};  // both wrong: nothing, and a warning
+  const auto f = acquisition_fields(m, p, p.affine);
+  EXPECT_TRUE(f.slice_timing.empty());
+  EXPECT_EQ(f.warnings.size(), 1u);
+}
