@@ -95,7 +95,7 @@ void register_all() {
             std::vector<InputFile> inputs(n);
             for (size_t i = 0; i < n; ++i) {
               headers[i] = r0.header;  // every string copied: its own heap
-              inputs[i] = InputFile{in.path.string() + std::to_string(i), "", nullptr};
+              inputs[i] = InputFile{in.path + std::to_string(i), "", nullptr};
             }
             const size_t after = mallinfo2().uordblks;
             per_file = double(after - before) / n;

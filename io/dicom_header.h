@@ -10,6 +10,7 @@
 #include <string>
 
 #include "io/input_file.h"
+#include "io/interned_string.h"
 
 namespace rapidnii::io {
 
@@ -54,15 +55,16 @@ struct IndexOptions {
 struct FrameInfo;
 
 struct SliceHeader {
-  // identity of the series (used only for grouping; never written out)
-  std::string series_uid;
-  std::string sop_class_uid;
+  // identity of the series (used only for grouping; never written out).
+  // What every slice of a series repeats is interned (one pointer each).
+  InternedString series_uid;
+  InternedString sop_class_uid;
   std::string sop_instance_uid;  // to recognise the same instance stored twice
-  std::string transfer_syntax;
-  std::string modality;     // e.g. "MR"
-  std::string image_type;   // values joined with '\'
-  std::string photometric;  // e.g. "MONOCHROME2"
-  std::string convolution_kernel;  // (0018,1210): two reconstructions of one series are two outputs
+  InternedString transfer_syntax;
+  InternedString modality;     // e.g. "MR"
+  InternedString image_type;   // values joined with '\'
+  InternedString photometric;  // e.g. "MONOCHROME2"
+  InternedString convolution_kernel;  // (0018,1210): two reconstructions of one series are two outputs
   bool mr_3d = false;              // MRAcquisitionType (0018,0023) is 3D (written in dcm2niix's orthogonal orientation)
   int32_t series_number = 0;
   int32_t instance_number = 0;

@@ -125,13 +125,24 @@ ArchiveRead read_archive(const std::filesystem::path& p, uint64_t max_bytes, boo
 
 }  // namespace
 
+bool path_order_less(const std::string& a, const std::string& b) {
+  const size_t n = std::min(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    if (a[i] == b[i]) continue;
+    if (a[i] == '/') return true;
+    if (b[i] == '/') return false;
+    return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[i]);
+  }
+  return a.size() < b.size();
+}
+
 ScanResult scan_inputs(const std::filesystem::path& root, const ScanOptions& opt) {
   namespace fs = std::filesystem;
   ScanResult r;
-  std::vector<fs::path> paths;
+  std::vector<std::string> paths;  // strings: see InputFile::path
   std::error_code ec;
   if (fs::is_regular_file(root, ec)) {
-    paths.push_back(root);
+    paths.push_back(root.native());
   } else {
     fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec), end;
     if (ec) r.unreadable_dirs++;
@@ -140,10 +151,10 @@ ScanResult scan_inputs(const std::filesystem::path& root, const ScanOptions& opt
       std::error_code e1;
       if (e.is_symlink(e1)) {
         // follow links to files only; never descend into linked folders
-        if (fs::is_regular_file(e.path(), e1)) paths.push_back(e.path());
+        if (fs::is_regular_file(e.path(), e1)) paths.push_back(e.path().native());
         if (e.is_directory(e1)) it.disable_recursion_pending();
       } else if (e.is_regular_file(e1)) {
-        paths.push_back(e.path());
+        paths.push_back(e.path().native());
       } else if (e.is_directory(e1)) {
         std::error_code e2;
         fs::directory_iterator probe(e.path(), e2);
@@ -156,8 +167,11 @@ ScanResult scan_inputs(const std::filesystem::path& root, const ScanOptions& opt
       }
     }
   }
-  std::sort(paths.begin(), paths.end());
-  for (const auto& p : paths) {
+  // the order std::filesystem::path gives (component by component): a
+  // separator sorts before every other character
+  std::sort(paths.begin(), paths.end(), path_order_less);
+  r.files.reserve(paths.size());
+  for (std::string& p : paths) {
     const Magic magic = opt.read_archives ? sniff(p) : Magic{};
     if (magic.may_be_archive) {
       std::vector<InputFile> members;
@@ -180,7 +194,7 @@ ScanResult scan_inputs(const std::filesystem::path& root, const ScanOptions& opt
         case ArchiveRead::NotArchive: break;
       }
     }
-    r.files.push_back(InputFile{p, "", nullptr});
+    r.files.push_back(InputFile{std::move(p), "", nullptr});
   }
   return r;
 }

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <string>
 #include <vector>
 
 #include "io/input_file.h"
@@ -23,6 +24,11 @@ struct ScanResult {
   std::vector<InputFile> bad_archives;     // archives that could not be read whole
   std::vector<InputFile> large_archives;   // archives over max_archive_bytes (not read)
 };
+
+// The order of std::filesystem::path's compare (component by component) on
+// paths as strings: a separator sorts before every other character. Exact
+// for the paths the walk produces (no repeated or trailing separators).
+bool path_order_less(const std::string& a, const std::string& b);
 
 // Walks `root` recursively. Directory symlinks are not followed (no loops);
 // symlinks to regular files are listed. Never throws for unreadable entries.

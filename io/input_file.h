@@ -13,14 +13,18 @@
 namespace rapidnii::io {
 
 struct InputFile {
-  std::filesystem::path path;  // the file, or the archive holding the member
+  // The file, or the archive holding the member. A plain string, not a
+  // std::filesystem::path: libstdc++'s path keeps a heap list of its
+  // components (about 300 bytes for a 5-level path), and an archive of a
+  // million files keeps a million of these for the whole run.
+  std::string path;
   std::string member;          // member name inside the archive; empty for plain files
   std::shared_ptr<const std::vector<uint8_t>> bytes;  // member contents (archives only)
 
   bool in_archive() const { return bytes != nullptr; }
   // A private description (path, or path!member): for the report in the
   // state folder only, never for the console.
-  std::string describe() const { return member.empty() ? path.string() : path.string() + "!" + member; }
+  std::string describe() const { return member.empty() ? path : path + "!" + member; }
   uint64_t size() const;
 };
 

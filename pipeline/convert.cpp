@@ -722,9 +722,25 @@ ConvertSummary convert(const ConvertOptions& opt) {
   // index, in parallel
   io::IndexOptions iopt;
   iopt.convert_burned_in_risk = opt.convert_burned_in_risk;
-  std::vector<io::IndexResult> idx(scan.files.size());
-  tbb::parallel_for(size_t(0), scan.files.size(),
-                    [&](size_t i) { idx[i] = io::index_dicom_file(scan.files[i], iopt); });
+  // Each header goes straight to its place: no second array of results
+  // (an archive of a million files holds only `headers`; the reasons of the
+  // skipped files, with their details, are few).
+  const size_t nfiles = scan.files.size();
+  std::vector<io::SliceHeader> headers(nfiles);
+  std::vector<io::SkipReason> skip(nfiles, io::SkipReason::None);
+  std::mutex detail_mutex;
+  std::vector<std::pair<uint32_t, std::string>> details;  // (file, detail) of skipped files
+  tbb::parallel_for(size_t(0), nfiles, [&](size_t i) {
+    io::IndexResult r = io::index_dicom_file(scan.files[i], iopt);
+    skip[i] = r.skip;
+    if (r.skip == io::SkipReason::None) {
+      headers[i] = std::move(r.header);
+    } else if (!r.detail.empty()) {
+      std::lock_guard lk(detail_mutex);
+      details.emplace_back(uint32_t(i), std::move(r.detail));
+    }
+  });
+  std::sort(details.begin(), details.end());
   stage_done("index");
 
   nlohmann::json report;
@@ -734,30 +750,32 @@ ConvertSummary convert(const ConvertOptions& opt) {
   report["failed"] = nlohmann::json::array();
   report["outputs"] = nlohmann::json::array();
 
-  std::vector<io::SliceHeader> headers(idx.size());
-  std::vector<bool> usable(idx.size(), false);
+  std::vector<bool> usable(nfiles, false);
   for (const auto& [list, reason] : {std::pair{&scan.bad_archives, io::SkipReason::BrokenArchive},
                                      std::pair{&scan.large_archives, io::SkipReason::ArchiveTooLarge}})
     for (const io::InputFile& a : *list) {
       sum.skipped[io::skip_reason_text(reason)]++;
       report["skipped"].push_back({{"input", a.describe()}, {"reason", io::skip_reason_code(reason)}, {"detail", ""}});
     }
-  for (size_t i = 0; i < idx.size(); ++i) {
+  auto next_detail = details.begin();
+  for (size_t i = 0; i < nfiles; ++i) {
     sum.bytes_in += scan.files[i].size();
-    if (idx[i].skip == io::SkipReason::None) {
+    if (skip[i] == io::SkipReason::None) {
       usable[i] = true;
       sum.slices_indexed++;
-      headers[i] = std::move(idx[i].header);
     } else {
-      std::string reason = io::skip_reason_text(idx[i].skip);
-      if (!idx[i].detail.empty()) reason += " (" + idx[i].detail + ")";
+      std::string detail;
+      if (next_detail != details.end() && next_detail->first == i) detail = std::move((next_detail++)->second);
+      std::string reason = io::skip_reason_text(skip[i]);
+      if (!detail.empty()) reason += " (" + detail + ")";
       sum.skipped[reason]++;
       report["skipped"].push_back({{"input", scan.files[i].describe()},
-                                   {"reason", io::skip_reason_code(idx[i].skip)},
-                                   {"detail", idx[i].detail}});
+                                   {"reason", io::skip_reason_code(skip[i])},
+                                   {"detail", detail}});
     }
   }
-  idx.clear();
+  std::vector<io::SkipReason>().swap(skip);
+  std::vector<std::pair<uint32_t, std::string>>().swap(details);
 
   // copies of the same instance (e.g. an archive holding a folder twice)
   for (uint32_t d : find_duplicate_instances(headers, usable)) {
@@ -770,7 +788,10 @@ ConvertSummary convert(const ConvertOptions& opt) {
   }
 
   // plan
-  Plan plan = plan_series(headers, usable);
+  // the plan holds what the conversion needs (each series' first header and
+  // where its slices go): the index is moved in and freed with the planning,
+  // not kept while the volumes are in flight
+  Plan plan = plan_series(std::move(headers), usable);
   auto report_failure = [&](const std::vector<uint32_t>& files, const std::string& why) {
     nlohmann::json inputs = nlohmann::json::array();
     for (uint32_t f : files) inputs.push_back(scan.files[f].describe());

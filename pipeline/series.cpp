@@ -1,5 +1,7 @@
 #include "pipeline/series.h"
 
+#include <xxhash.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -530,16 +532,40 @@ std::vector<uint32_t> find_duplicate_instances(const std::vector<io::SliceHeader
   // A copy has the same SOP instance AND the same place in the same series:
   // modified variants keep the UID in another series (the 12-bit validation
   // set does), and those are not duplicates.
-  std::vector<uint32_t> dup;
-  std::set<std::string> seen;
-  for (uint32_t i = 0; i < headers.size(); ++i) {
-    if (i >= usable.size() || !usable[i] || headers[i].sop_instance_uid.empty()) continue;
+  // 16 bytes per file (a hash of the key and the file), not the keys
+  // themselves: files whose hashes are equal are compared by their keys, so
+  // the result is exact.
+  auto key = [&](uint32_t i) {
     const io::SliceHeader& h = headers[i];
     char place[160];
     std::snprintf(place, sizeof place, "|%d|%d|%d|%.4f|%.4f|%.4f", h.instance_number, h.acquisition_number,
                   h.temporal_position, h.ipp[0], h.ipp[1], h.ipp[2]);
-    if (!seen.insert(h.sop_instance_uid + "|" + split_key(h) + place).second) dup.push_back(i);
+    return h.sop_instance_uid + "|" + split_key(h) + place;
+  };
+  std::vector<std::pair<uint64_t, uint32_t>> hashed;
+  for (uint32_t i = 0; i < headers.size(); ++i) {
+    if (i >= usable.size() || !usable[i] || headers[i].sop_instance_uid.empty()) continue;
+    const std::string k = key(i);
+    hashed.emplace_back(XXH3_64bits(k.data(), k.size()), i);
   }
+  std::sort(hashed.begin(), hashed.end());
+  std::vector<uint32_t> dup;
+  for (size_t a = 0; a < hashed.size();) {
+    size_t b = a + 1;
+    while (b < hashed.size() && hashed[b].first == hashed[a].first) ++b;
+    if (b - a > 1) {  // the earliest file of each key is kept, the later ones are copies
+      std::vector<std::string> kept;
+      for (size_t j = a; j < b; ++j) {
+        std::string k = key(hashed[j].second);
+        if (std::find(kept.begin(), kept.end(), k) != kept.end())
+          dup.push_back(hashed[j].second);
+        else
+          kept.push_back(std::move(k));
+      }
+    }
+    a = b;
+  }
+  std::sort(dup.begin(), dup.end());
   return dup;
 }
 
@@ -549,8 +575,7 @@ namespace {
 // apart (absent, or fewer numbers than times): echo n is the n-th echo time
 // (as enhanced objects are numbered), so that the echoes are separate
 // outputs named echo-<n> in TE order. Null when nothing changes.
-std::unique_ptr<std::vector<io::SliceHeader>> number_echoes(const std::vector<io::SliceHeader>& headers,
-                                                            const std::vector<bool>& usable) {
+void number_echoes(std::vector<io::SliceHeader>& headers, const std::vector<bool>& usable) {
   std::map<std::string, std::set<long long>> times;  // series -> echo times (us)
   std::map<std::string, std::set<int32_t>> numbers;  // series -> EchoNumbers
   auto classic = [&](uint32_t i) { return i < usable.size() && usable[i] && !headers[i].frames; };
@@ -562,22 +587,19 @@ std::unique_ptr<std::vector<io::SliceHeader>> number_echoes(const std::vector<io
   std::set<std::string> renumber;
   for (const auto& [uid, t] : times)
     if (t.size() > 1 && numbers[uid].size() < t.size()) renumber.insert(uid);
-  if (renumber.empty()) return nullptr;
-  auto out = std::make_unique<std::vector<io::SliceHeader>>(headers);
-  for (uint32_t i = 0; i < out->size(); ++i) {
-    io::SliceHeader& h = (*out)[i];
+  if (renumber.empty()) return;
+  for (uint32_t i = 0; i < headers.size(); ++i) {
+    io::SliceHeader& h = headers[i];
     if (!classic(i) || !renumber.count(h.series_uid)) continue;
     const auto& t = times[h.series_uid];
     h.echo_number = int32_t(std::distance(t.begin(), t.find(std::llround(h.echo_time * 1000)))) + 1;
   }
-  return out;
 }
 
 }  // namespace
 
-Plan plan_series(const std::vector<io::SliceHeader>& headers_in, const std::vector<bool>& usable) {
-  const auto renumbered = number_echoes(headers_in, usable);
-  const std::vector<io::SliceHeader>& headers = renumbered ? *renumbered : headers_in;
+Plan plan_series(std::vector<io::SliceHeader> headers, const std::vector<bool>& usable) {
+  number_echoes(headers, usable);
   bool any_frames = false;
   for (uint32_t i = 0; i < headers.size(); ++i) any_frames |= i < usable.size() && usable[i] && headers[i].frames;
   if (!any_frames) return plan_slices(headers, usable);
@@ -596,7 +618,7 @@ Plan plan_series(const std::vector<io::SliceHeader>& headers_in, const std::vect
         vframe.push_back(f);
       }
     } else {
-      vh.push_back(headers[i]);
+      vh.push_back(std::move(headers[i]));  // ours: classic headers are not read again
       vu.push_back(u);
       vfile.push_back(i);
       vframe.push_back(0);

@@ -94,8 +94,11 @@ struct Plan {
 };
 
 // Groups and plans all indexed slices. `headers[i]` belongs to file i;
-// `usable[i]` false entries are ignored (skipped files).
-Plan plan_series(const std::vector<io::SliceHeader>& headers, const std::vector<bool>& usable);
+// `usable[i]` false entries are ignored (skipped files). The headers are
+// taken by value: a caller that no longer needs them moves them in, and no
+// copy of the index is made (echo renumbering and the frames of enhanced
+// objects work on it in place).
+Plan plan_series(std::vector<io::SliceHeader> headers, const std::vector<bool>& usable);
 
 // Files that repeat an earlier usable file: the same SOP Instance UID in the
 // same series at the same place (copies of the same image), which would

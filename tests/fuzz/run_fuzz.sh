@@ -20,7 +20,7 @@ set -e
   -I"$SRC" -I/usr/include/gdcm-3.0 \
   "$SRC/tests/fuzz/fuzz_index.cpp" "$SRC/io/dicom_header.cpp" "$SRC/io/dicom_probe.cpp" \
   "$SRC/io/dicom_meta.cpp" "$SRC/io/input_file.cpp" "$SRC/io/siemens_csa.cpp" "$SRC/io/parser_guard.cpp" \
-  "$SRC/io/enhanced_frames.cpp" "$SRC/io/ge_protocol.cpp" \
+  "$SRC/io/enhanced_frames.cpp" "$SRC/io/ge_protocol.cpp" "$SRC/io/interned_string.cpp" \
   -lgdcmMSFF -lgdcmDSED -lgdcmCommon -lz -o "$WORK/fuzz_index"
 set +e
 # seeds: the shared validation data (if present) and small generated files
