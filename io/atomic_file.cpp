@@ -60,7 +60,48 @@ void AtomicFile::write(std::span<const uint8_t> bytes) {
   }
 }
 
-void AtomicFile::commit() {
+bool sync_folder(const std::filesystem::path& folder) {
+  const int dfd = ::open(folder.empty() ? "." : folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return false;
+  const bool ok = ::fsync(dfd) == 0;
+  ::close(dfd);
+  return ok;
+}
+
+void FolderSyncBatch::mark(const std::filesystem::path& folder) {
+  std::set<std::filesystem::path> due;
+  {
+    std::lock_guard lk(m_);
+    const auto now = std::chrono::steady_clock::now();
+    if (marked_.empty()) oldest_ = now;
+    marked_.insert(folder);
+    if (now - oldest_ < max_delay_) return;
+    due.swap(marked_);
+  }
+  sync(due);
+}
+
+void FolderSyncBatch::flush() {
+  std::set<std::filesystem::path> due;
+  {
+    std::lock_guard lk(m_);
+    due.swap(marked_);
+  }
+  sync(due);
+}
+
+void FolderSyncBatch::sync(std::set<std::filesystem::path>& folders) {
+  for (const auto& f : folders) (void)sync_folder(f);
+  std::lock_guard lk(m_);
+  syncs_ += folders.size();
+}
+
+uint64_t FolderSyncBatch::folder_syncs() const {
+  std::lock_guard lk(m_);
+  return syncs_;
+}
+
+void AtomicFile::commit(FolderSyncBatch* folders) {
   if (fd_ < 0) throw std::logic_error("AtomicFile: committed twice");
   if (::fsync(fd_) != 0) throw_io("cannot write output file (fsync)", errno);
   const int fd = fd_;
@@ -71,18 +112,17 @@ void AtomicFile::commit() {
   if (ec) throw std::runtime_error("cannot move output file into place: " + ec.message());
   committed_ = true;
   // make the rename itself durable (best effort: the data is already synced)
-  const std::filesystem::path parent = final_path_.parent_path();
-  const int dfd = ::open(parent.empty() ? "." : parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)::fsync(dfd);
-    ::close(dfd);
-  }
+  if (folders)
+    folders->mark(final_path_.parent_path());
+  else
+    (void)sync_folder(final_path_.parent_path());
 }
 
-void write_file_atomic(const std::filesystem::path& path, std::string_view content, unsigned mode) {
+void write_file_atomic(const std::filesystem::path& path, std::string_view content, unsigned mode,
+                       FolderSyncBatch* folders) {
   AtomicFile f(path, mode);
   f.write(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(content.data()), content.size()));
-  f.commit();
+  f.commit(folders);
 }
 
 }  // namespace rapidnii::io

@@ -910,6 +910,8 @@ ConvertSummary convert(const ConvertOptions& opt) {
     if (selected[i]) slices_to_do += plan.series[i].sources.size();
   Progress progress(ns - sum.series_other_shards, slices_to_do);
   BufferPool pool(budget);
+  // the folder fsyncs of the renames, shared (about one per folder a second)
+  io::FolderSyncBatch folder_syncs;
   // fsync, rename, sidecar and journal row of finished volumes, off the compute threads
   Committer committer(concurrency > 1 ? 2 : 1);
 
@@ -953,19 +955,19 @@ ConvertSummary convert(const ConvertOptions& opt) {
     bool cleaned = false;
     std::string why;
     try {
-      w.file->commit();
+      w.file->commit(&folder_syncs);
       deid::SeriesContext c = ctx[i];
       c.face_note = w.face_note;
       nlohmann::json side = deid::make_sidecar(metas[i], c, ps, &cleaned);
       if (!p.warnings.empty()) side["ConversionWarnings"] = p.warnings;
       const std::string side_text = side.dump(2) + "\n";
-      io::write_file_atomic(opt.output / rel_json, side_text);
+      io::write_file_atomic(opt.output / rel_json, side_text, 0644, &folder_syncs);
       uint64_t extra = side_text.size();
       if (p.dwi) {  // gradient table beside the volume, in its final voxel frame (numbers only)
         const fs::path stem = fs::path(layout[i].rel_dir) / layout[i].stem;
         const std::string bv = bval_text(p), bc = bvec_text(p, final_geometry(p, vo.orient).affine);
-        io::write_file_atomic(opt.output / (stem.string() + ".bval"), bv);
-        io::write_file_atomic(opt.output / (stem.string() + ".bvec"), bc);
+        io::write_file_atomic(opt.output / (stem.string() + ".bval"), bv, 0644, &folder_syncs);
+        io::write_file_atomic(opt.output / (stem.string() + ".bvec"), bc, 0644, &folder_syncs);
         extra += bv.size() + bc.size();
       }
       JournalRow jr;
@@ -1113,6 +1115,7 @@ ConvertSummary convert(const ConvertOptions& opt) {
     tg.wait();
   }
   committer.drain();
+  folder_syncs.flush();
   progress.finish();
   stage_done("convert");
   std::sort(sum.outputs.begin(), sum.outputs.end());

@@ -235,6 +235,35 @@ TEST(AtomicFile, WriteAfterCommitAndDoubleCommitThrow) {
   fs::remove_all(d);
 }
 
+TEST(FolderSyncBatch, OneSyncPerFolderUntilTheDelayThenEveryFolderOnFlush) {
+  const fs::path d = temp_dir("foldersync");
+  {
+    rapidnii::io::FolderSyncBatch batch(std::chrono::hours(1));  // nothing due before flush
+    for (int i = 0; i < 50; ++i)
+      rapidnii::io::write_file_atomic(d / (i % 2 ? "a" : "b") / ("f" + std::to_string(i)), "x", 0644, &batch);
+    EXPECT_EQ(batch.folder_syncs(), 0u);
+    EXPECT_EQ(names_in(d / "a").size(), 25u);  // renamed (visible) before their folders are synced
+    EXPECT_EQ(names_in(d / "b").size(), 25u);
+    batch.flush();
+    EXPECT_EQ(batch.folder_syncs(), 2u);  // two folders, one fsync each
+    batch.flush();
+    EXPECT_EQ(batch.folder_syncs(), 2u);  // nothing new marked
+    rapidnii::io::AtomicFile f(d / "a" / "late");
+    f.commit(&batch);
+    EXPECT_EQ(batch.folder_syncs(), 2u);
+  }  // destroyed: the last mark is synced
+  {
+    rapidnii::io::FolderSyncBatch now(std::chrono::milliseconds(0));  // every mark is due at once
+    rapidnii::io::write_file_atomic(d / "a" / "g1", "y", 0644, &now);
+    rapidnii::io::write_file_atomic(d / "a" / "g2", "y", 0644, &now);
+    EXPECT_EQ(now.folder_syncs(), 2u);
+  }
+  EXPECT_TRUE(rapidnii::io::sync_folder(d / "a"));
+  EXPECT_FALSE(rapidnii::io::sync_folder(d / "missing"));
+  EXPECT_EQ(read_all(d / "a" / "g2"), "y");
+  fs::remove_all(d);
+}
+
 TEST(WriteNiftiInto, DeferredCommitGivesTheSameBytesAsADirectWrite) {
   const fs::path d = temp_dir("deferred");
   std::vector<int16_t> vox(64 * 64 * 20);

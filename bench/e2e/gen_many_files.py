@@ -43,8 +43,8 @@ def slice_uid(seed, series, k):
 
 
 PLACE_UID = "2.25.9" + "8" * (UID_DIGITS - 1)
-PLACE_INST = "777777"          # InstanceNumber, 6 digits
-PLACE_Z = "7777.25"            # z of ImagePositionPatient and SliceLocation, 7 chars
+PLACE_INST = "+77777"          # InstanceNumber, 6 characters ("+" never occurs in a UID)
+PLACE_Z = "+777.25"            # z of ImagePositionPatient and SliceLocation, 7 characters
 
 
 def series_template(seed, pat, ser, size, rng):
