@@ -98,6 +98,21 @@ void read_siemens_acquisition(const gdcm::DataSet& ds, SeriesMeta& m) {
   auto times = siemens_doubles(ds, 0x29);
   if (!plausible(times))
     if (auto from_csa = csa_numbers(csa, "MosaicRefAcqTimes"); plausible(from_csa) || times.empty()) times = from_csa;
+  // a mosaic that stores none (e.g. syngo VB12): the protocol's estimate
+  if (times.empty() && m.image_type.find("MOSAIC") != std::string::npos && m.repetition_time)
+    if (const auto tiles = csa_numbers(csa, "NumberOfImagesInMosaic"); tiles.size() == 1 && tiles[0] >= 2) {
+      const gdcm::PrivateTag st(0x0029, 0x20, "SIEMENS CSA HEADER");
+      if (ds.FindDataElement(st))
+        if (const gdcm::ByteValue* bv = ds.GetDataElement(st).GetByteValue(); bv && bv->GetPointer()) {
+          static const std::vector<std::string> keys = {
+              "sSliceArray.ucMode", "sSliceArray.lSize", "sSliceArray.lConc", "sSliceArray.ucImageNumb",
+              "sSliceAcceleration.lMultiBandFactor", "lDelayTimeInTR"};
+          const auto protocol = ascconv_numbers(
+              {reinterpret_cast<const uint8_t*>(bv->GetPointer()), size_t(bv->GetLength())}, keys);
+          times = siemens_protocol_slice_times_ms(protocol, *m.repetition_time, int(tiles[0]));
+          m.mosaic_slice_times_from_protocol = !times.empty();
+        }
+    }
   m.mosaic_slice_times_ms = std::move(times);  // checked against TR where used
 }
 

@@ -58,6 +58,9 @@ struct SeriesMeta {
   std::optional<double> philips_water_fat_shift;
   std::optional<int> philips_epi_factor;
   std::vector<double> mosaic_slice_times_ms;
+  // true when a mosaic stored no times and these are the protocol's estimate
+  // (io::siemens_protocol_slice_times_ms: slice order, TR, delay in TR)
+  bool mosaic_slice_times_from_protocol = false;
   // the same times of the series' second volume (filled by the caller: some
   // multiband versions store wrong times in the first volume only)
   std::vector<double> mosaic_slice_times_ms_second;

@@ -1,8 +1,10 @@
 #include "io/siemens_csa.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
 
 namespace rapidnii::io {
 
@@ -63,6 +65,68 @@ std::vector<double> csa_numbers(const std::map<std::string, std::vector<std::str
       if (end != item.c_str() && std::isfinite(x)) v.push_back(x);
     }
   return v;
+}
+
+std::map<std::string, double> ascconv_numbers(std::span<const uint8_t> block, const std::vector<std::string>& wanted) {
+  std::map<std::string, double> out;
+  const std::string_view text(reinterpret_cast<const char*>(block.data()), block.size());
+  const size_t begin = text.find("### ASCCONV BEGIN");
+  if (begin == std::string_view::npos) return out;
+  size_t end = text.find("### ASCCONV END", begin);
+  if (end == std::string_view::npos) end = text.size();
+  size_t pos = text.find('\n', begin);
+  while (pos != std::string_view::npos && pos < end) {
+    size_t next = text.find('\n', pos + 1);
+    if (next == std::string_view::npos || next > end) next = end;
+    std::string_view line = text.substr(pos + 1, next - pos - 1);
+    pos = next < end ? next : std::string_view::npos;
+    const size_t eq = line.find('=');
+    if (eq == std::string_view::npos) continue;
+    auto trim = [](std::string_view v) {
+      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+      while (!v.empty() && (v.back() == ' ' || v.back() == '\t' || v.back() == '\r')) v.remove_suffix(1);
+      return v;
+    };
+    const std::string key(trim(line.substr(0, eq)));
+    if (std::find(wanted.begin(), wanted.end(), key) == wanted.end()) continue;
+    std::string value(trim(line.substr(eq + 1)));
+    if (const size_t hash = value.find('#'); hash != std::string::npos) value = std::string(trim(value.substr(0, hash)));
+    if (value.empty() || value.size() > 32) continue;
+    char* stop = nullptr;
+    const bool hex = value.size() > 2 && value[0] == '0' && (value[1] == 'x' || value[1] == 'X');
+    const double v = hex ? double(std::strtoll(value.c_str() + 2, &stop, 16)) : std::strtod(value.c_str(), &stop);
+    if (stop == value.c_str() || *stop != '\0' || !std::isfinite(v)) continue;
+    out[key] = v;
+  }
+  return out;
+}
+
+std::vector<double> siemens_protocol_slice_times_ms(const std::map<std::string, double>& a, double tr_ms, int slices) {
+  auto get = [&](const char* k, double fallback) {
+    const auto it = a.find(k);
+    return it == a.end() ? fallback : it->second;
+  };
+  const double mode = get("sSliceArray.ucMode", 0), size = get("sSliceArray.lSize", 0);
+  const double conc = get("sSliceArray.lConc", 1), mb = get("sSliceAcceleration.lMultiBandFactor", 1);
+  const double reversed = get("sSliceArray.ucImageNumb", 0), delay_us = get("lDelayTimeInTR", 0);
+  if (slices < 2 || size != double(slices) || conc != 1 || mb > 1 || reversed != 0) return {};
+  if (!(tr_ms > 0) || delay_us < 0 || delay_us / 1000 >= tr_ms) return {};
+  const double step = (tr_ms - delay_us / 1000) / slices;
+  std::vector<int> order;  // slices in acquisition order
+  if (mode == 1) {
+    for (int k = 0; k < slices; ++k) order.push_back(k);
+  } else if (mode == 2) {
+    for (int k = slices - 1; k >= 0; --k) order.push_back(k);
+  } else if (mode == 4) {
+    const int first = slices % 2 ? 0 : 1;
+    for (int k = first; k < slices; k += 2) order.push_back(k);
+    for (int k = 1 - first; k < slices; k += 2) order.push_back(k);
+  } else {
+    return {};
+  }
+  std::vector<double> t(size_t(slices), 0);
+  for (size_t i = 0; i < order.size(); ++i) t[size_t(order[i])] = double(i) * step;
+  return t;
 }
 
 }  // namespace rapidnii::io

@@ -183,7 +183,7 @@ AcquisitionFields acquisition_fields(const io::SeriesMeta& m, const SeriesPlan& 
     for (const SliceSource& s : p.sources)
       if (s.t == 0 && s.z < native.size() && s.tile < times.size()) native[s.z] = times[s.tile] / 1000.0;
     complete = times.size() == size_t(p.nz);
-    source = "MosaicRefAcqTimes";
+    source = m.mosaic_slice_times_from_protocol ? "the Siemens protocol" : "MosaicRefAcqTimes";
   } else if (p.slice_times.size() == size_t(p.nz) && p.nz > 1) {
     native = p.slice_times;
     // all at once (3D, or every slice in one multiband shot): nothing to say

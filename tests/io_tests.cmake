@@ -7,6 +7,7 @@ add_executable(rapidnii_io_tests
   test_gzip.cpp
   test_dicom_pixels.cpp
   test_ge_protocol.cpp
+  test_siemens_protocol.cpp
 )
 target_link_libraries(rapidnii_io_tests PRIVATE rapidnii_io PkgConfig::ZLIB_PC GTest::gtest_main)
 # GCC 12 reports a false -Wrestrict inside std::string operator+.
