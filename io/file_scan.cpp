@@ -1,5 +1,9 @@
 #include "io/file_scan.h"
 
+#include <fcntl.h>
+#include <tbb/parallel_for.h>
+#include <unistd.h>
+
 #include <archive.h>
 #include <archive_entry.h>
 
@@ -19,11 +23,14 @@ struct Magic {
   bool compressed = false;
 };
 
-Magic sniff(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
+Magic sniff(const std::string& p) {
   unsigned char head[512] = {};
-  f.read(reinterpret_cast<char*>(head), sizeof head);
-  const auto n = f.gcount();
+  ssize_t n = 0;
+  const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    n = ::pread(fd, head, sizeof head, 0);
+    ::close(fd);
+  }
   Magic m;
   m.compressed = (n >= 2 && head[0] == 0x1f && head[1] == 0x8b) || (n >= 3 && std::memcmp(head, "BZh", 3) == 0) ||
                  (n >= 6 && std::memcmp(head, "\xfd" "7zXZ", 5) == 0);
@@ -171,8 +178,13 @@ ScanResult scan_inputs(const std::filesystem::path& root, const ScanOptions& opt
   // separator sorts before every other character
   std::sort(paths.begin(), paths.end(), path_order_less);
   r.files.reserve(paths.size());
-  for (std::string& p : paths) {
-    const Magic magic = opt.read_archives ? sniff(p) : Magic{};
+  // the magic numbers of every file, read in parallel (one open and a
+  // 512-byte pread each: most of the walk's time on a million files)
+  std::vector<Magic> magics(opt.read_archives ? paths.size() : 0);
+  tbb::parallel_for(size_t(0), magics.size(), [&](size_t i) { magics[i] = sniff(paths[i]); });
+  for (size_t i = 0; i < paths.size(); ++i) {
+    std::string& p = paths[i];
+    const Magic magic = opt.read_archives ? magics[i] : Magic{};
     if (magic.may_be_archive) {
       std::vector<InputFile> members;
       ArchiveRead how = read_archive(p, opt.max_archive_bytes, false, members);
