@@ -153,6 +153,10 @@ void deface_and_reorient(const SeriesPlan& p, PooledArray<U>& data, int t0, int 
 // same bytes, as one converted whole.
 constexpr uint64_t kChoiceSampleBytes = uint64_t(16) << 20;
 
+// What one series' descriptive header (io::SeriesMeta, its strings included)
+// takes in memory, about.
+constexpr uint64_t kMetaBytesPerSeries = sizeof(io::SeriesMeta) + 1024;
+
 uint64_t output_bytes_per_volume(const SeriesPlan& p) {
   return uint64_t(p.nx) * p.ny * p.nz * uint64_t(io::nifti_bytes_per_voxel(p.out_type));
 }
@@ -804,32 +808,50 @@ ConvertSummary convert(const ConvertOptions& opt) {
 
   // descriptive attributes of every series, from its first file
   const size_t ns = plan.series.size();
-  std::vector<io::SeriesMeta> metas(ns);
+  const uint64_t budget = opt.memory_limit_mb > 0 ? uint64_t(opt.memory_limit_mb) << 20 : default_memory_budget();
+  auto read_meta = [&](size_t i) {
+    const SeriesPlan& sp = plan.series[i];
+    io::SeriesMeta meta = io::read_series_meta(scan.files[sp.sources.front().file]);
+    // a mosaic's slice times of the second volume too (see acquisition)
+    if (sp.mosaic_tiles_per_row > 0 && sp.nt > 1 && !meta.mosaic_slice_times_ms.empty())
+      for (const SliceSource& s : sp.sources)
+        if (s.t == 1) {
+          meta.mosaic_slice_times_ms_second = io::read_series_meta(scan.files[s.file]).mosaic_slice_times_ms;
+          break;
+        }
+    return meta;
+  };
+  // Kept for the whole run while they take at most 1/64 of the budget;
+  // beyond (an archive of a great many small series), read in blocks for the
+  // layout, then again when each series is written: a header parse per
+  // series in exchange for ~3 KB of memory per series. Same bytes either way.
+  const bool keep_metas = uint64_t(ns) * kMetaBytesPerSeries <= budget / 64;
+  if (!keep_metas) sum.series_headers_reread = ns;
+  std::vector<io::SeriesMeta> metas(keep_metas ? ns : 0);
   std::vector<char> meta_ok(ns, 0);
-  tbb::parallel_for(size_t(0), ns, [&](size_t i) {
-    try {
-      const SeriesPlan& sp = plan.series[i];
-      metas[i] = io::read_series_meta(scan.files[sp.sources.front().file]);
-      meta_ok[i] = 1;
-      // a mosaic's slice times of the second volume too (see acquisition)
-      if (sp.mosaic_tiles_per_row > 0 && sp.nt > 1 && !metas[i].mosaic_slice_times_ms.empty())
-        for (const SliceSource& s : sp.sources)
-          if (s.t == 1) {
-            metas[i].mosaic_slice_times_ms_second = io::read_series_meta(scan.files[s.file]).mosaic_slice_times_ms;
-            break;
-          }
-    } catch (...) {
-    }
-  });
-
+  std::vector<std::string> descrips(ns), modalities(ns);
   // subjects, sessions, BIDS names
   std::map<std::string, std::set<int>> echoes_of_series;  // multi-echo series get echo-<n>
   for (const auto& p : plan.series) echoes_of_series[p.first.series_uid].insert(p.first.echo_number);
   std::vector<LayoutItem> items(ns);
   std::vector<deid::SeriesContext> ctx(ns);
+  constexpr size_t kMetaBlock = 1024;
+  std::vector<io::SeriesMeta> block;
   for (size_t i = 0; i < ns; ++i) {
-    const io::SeriesMeta& m = metas[i];
+    if (i % kMetaBlock == 0) {  // the next block's headers, in parallel
+      block.assign(std::min(kMetaBlock, ns - i), io::SeriesMeta{});
+      tbb::parallel_for(size_t(0), block.size(), [&](size_t k) {
+        try {
+          block[k] = read_meta(i + k);
+          meta_ok[i + k] = 1;
+        } catch (...) {
+        }
+      });
+    }
+    io::SeriesMeta& m = block[i % kMetaBlock];
     const SeriesPlan& p = plan.series[i];
+    descrips[i] = deid::nifti_descrip(m);
+    modalities[i] = m.modality;
     deid::SeriesContext& c = ctx[i];
     c.profile = opt.profile;
     c.retain_full_dates = opt.profile == deid::Profile::Limited;
@@ -875,7 +897,9 @@ ConvertSummary convert(const ConvertOptions& opt) {
       it.echo = std::max(1, p.first.echo_number);
     it.order = p.first.series_number;
     it.split = p.split_index;
+    if (keep_metas) metas[i] = std::move(m);
   }
+  std::vector<io::SeriesMeta>().swap(block);
   const std::vector<LayoutResult> layout = assign_layout(items);
 
   if (opt.profile == deid::Profile::Limited)
@@ -898,7 +922,6 @@ ConvertSummary convert(const ConvertOptions& opt) {
   stage_done("plan");
 
   // decode + kernels + write, series in parallel
-  const uint64_t budget = opt.memory_limit_mb > 0 ? uint64_t(opt.memory_limit_mb) << 20 : default_memory_budget();
   sum.memory_budget = budget;
   const size_t concurrency =
       std::min<size_t>(size_t(tbb::this_task_arena::max_concurrency()),
@@ -958,7 +981,9 @@ ConvertSummary convert(const ConvertOptions& opt) {
       w.file->commit(&folder_syncs);
       deid::SeriesContext c = ctx[i];
       c.face_note = w.face_note;
-      nlohmann::json side = deid::make_sidecar(metas[i], c, ps, &cleaned);
+      std::optional<io::SeriesMeta> again;  // read again: see keep_metas
+      if (!keep_metas) again = read_meta(i);
+      nlohmann::json side = deid::make_sidecar(keep_metas ? metas[i] : *again, c, ps, &cleaned);
       if (!p.warnings.empty()) side["ConversionWarnings"] = p.warnings;
       const std::string side_text = side.dump(2) + "\n";
       io::write_file_atomic(opt.output / rel_json, side_text, 0644, &folder_syncs);
@@ -1004,7 +1029,7 @@ ConvertSummary convert(const ConvertOptions& opt) {
     const fs::path rel_json = fs::path(layout[i].rel_dir) / (layout[i].stem + ".json");
     const std::string fp = fingerprint(p, scan.files, opt, sum.key_id, rel.string());
     const std::string row =
-        manifest_row(p, final_geometry(p, voxel_options.orient), ctx[i], layout[i], metas[i].modality, rel.string());
+        manifest_row(p, final_geometry(p, voxel_options.orient), ctx[i], layout[i], modalities[i], rel.string());
     // resume: an output complete and verified in an earlier run is kept
     if (auto done = journal.find(rel.string()); done && done->fingerprint == fp) {
       std::error_code e3;
@@ -1021,7 +1046,7 @@ ConvertSummary convert(const ConvertOptions& opt) {
         return;
       }
     }
-    const std::string descrip = deid::nifti_descrip(metas[i]);
+    const std::string& descrip = descrips[i];
     auto w = std::make_shared<Written>();
     std::string why;
     bool ok = false;
@@ -1030,7 +1055,7 @@ ConvertSummary convert(const ConvertOptions& opt) {
     const io::CompressionSetting& lvl = compression;
     VoxelOptions vo = voxel_options;
     vo.seed = ps.hmac64("deface", rel.string());
-    const std::string& mod = metas[i].modality;
+    const std::string& mod = modalities[i];
     const auto& files = scan.files;
     switch (p.first.bits_allocated) {
       case 8:
@@ -1168,6 +1193,9 @@ void print_summary(const ConvertSummary& s, std::ostream& os) {
   for (const auto& [reason, n] : s.series_failed) os << "  failed " << n << " series: " << reason << "\n";
   for (const auto& [w, n] : s.warnings) os << "  warning for " << n << " series: " << w << "\n";
   if (s.descriptors_cleaned) os << "  descriptors cleaned in " << s.descriptors_cleaned << " series\n";
+  if (s.series_headers_reread)
+    os << "  descriptive headers read again when written, for " << s.series_headers_reread
+       << " series (kept, they would take more than 1/64 of the memory budget)\n";
   if (s.series_resumed) os << "  " << s.series_resumed << " series already complete from an earlier run (verified)\n";
   if (s.temporaries_removed) os << "  " << s.temporaries_removed << " stale temporary file(s) removed\n";
   if (s.series_other_shards) os << "  " << s.series_other_shards << " series left to other shards\n";

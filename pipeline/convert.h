@@ -65,6 +65,7 @@ struct ConvertSummary {
   bool key_created = false;
   uint64_t descriptors_cleaned = 0;
   uint64_t series_resumed = 0;        // complete and verified from an earlier run
+  uint64_t series_headers_reread = 0; // series whose descriptive header was read again at its write (many series)
   uint64_t series_other_shards = 0;   // left to the other shards
   uint64_t temporaries_removed = 0;   // stale temporary files of a killed run
   uint64_t memory_budget = 0;

@@ -362,14 +362,21 @@ def scenario_determinism(rapidnii, work):
     if peak_mb > limit_mb + 200:
         raise SystemExit("FAIL: peak RSS %.0f MB > limit %d MB + 200 MB" % (peak_mb, limit_mb))
     trees["lowmem"] = tree(os.path.join(work, "out-lowmem"))
-    for name, extra in (("all", []), ("one", ["--threads", "1"])):
+    reread = "descriptive headers read again when written"
+    if reread in log:
+        raise SystemExit("FAIL: 8 series' headers re-read under a 16 MiB limit (they fit in 1/64 of it)")
+    # a 1 MiB limit: the series' descriptive headers no longer fit in 1/64
+    # of it, so they are read in blocks and again when each series is written
+    for name, extra in (("all", []), ("one", ["--threads", "1"]), ("tiny", ["--memory-limit", "1"])):
         rc, log = convert(rapidnii, src, os.path.join(work, "out-" + name), os.path.join(work, "st-" + name), extra)
         if rc != 0:
             raise SystemExit("FAIL: %s exit %d\n%s" % (name, rc, log))
+        if (reread in log) != (name == "tiny"):
+            raise SystemExit("FAIL: %s: headers re-read %s\n%s" % (name, reread in log, log))
         trees[name] = tree(os.path.join(work, "out-" + name))
-    if not (trees["all"] == trees["one"] == trees["lowmem"]):
-        raise SystemExit("FAIL: outputs depend on the thread count or the memory limit")
-    print("PASS: identical bytes with all threads, 1 thread and a 16 MiB limit (%d files); "
+    if not (trees["all"] == trees["one"] == trees["lowmem"] == trees["tiny"]):
+        raise SystemExit("FAIL: outputs depend on the thread count, the memory limit or the header re-reading")
+    print("PASS: identical bytes with all threads, 1 thread, a 16 MiB limit and a 1 MiB one (headers read again) (%d files); "
           "peak RSS %.0f MB for %d MB of input with --memory-limit %d" % (len(trees["all"]), peak_mb,
                                                                          in_bytes >> 20, limit_mb))
 
