@@ -1,16 +1,17 @@
 #include "io/file_scan.h"
 
 #include <fcntl.h>
-#include <tbb/parallel_for.h>
 #include <unistd.h>
 
 #include <archive.h>
 #include <archive_entry.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <fstream>
 #include <system_error>
+#include <thread>
 
 namespace rapidnii::io {
 
@@ -178,10 +179,25 @@ ScanResult scan_inputs(const std::filesystem::path& root, const ScanOptions& opt
   // separator sorts before every other character
   std::sort(paths.begin(), paths.end(), path_order_less);
   r.files.reserve(paths.size());
-  // the magic numbers of every file, read in parallel (one open and a
-  // 512-byte pread each: most of the walk's time on a million files)
+  // The magic numbers of every file: one open and a 512-byte pread each,
+  // most of the walk's time on a million files. Waiting on the disk, not
+  // computing (an archive whose inodes are not cached: 5.3 s for 100k files
+  // with two threads), so on kSniffThreads threads of their own, beyond
+  // --threads, that keep that many reads in flight.
   std::vector<Magic> magics(opt.read_archives ? paths.size() : 0);
-  tbb::parallel_for(size_t(0), magics.size(), [&](size_t i) { magics[i] = sniff(paths[i]); });
+  {
+    constexpr size_t kSniffThreads = 16, kBatch = 64;
+    std::atomic<size_t> next{0};
+    auto work = [&] {
+      for (size_t b; (b = next.fetch_add(kBatch)) < magics.size();)
+        for (size_t i = b; i < std::min(magics.size(), b + kBatch); ++i) magics[i] = sniff(paths[i]);
+    };
+    std::vector<std::thread> pool;
+    const size_t n = std::min(kSniffThreads, (magics.size() + kBatch - 1) / kBatch);
+    for (size_t t = 1; t < n; ++t) pool.emplace_back(work);
+    work();
+    for (auto& t : pool) t.join();
+  }
   for (size_t i = 0; i < paths.size(); ++i) {
     std::string& p = paths[i];
     const Magic magic = opt.read_archives ? magics[i] : Magic{};
