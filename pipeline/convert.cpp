@@ -36,6 +36,7 @@
 #include "kernels/reorient.h"
 #include "pipeline/buffer_pool.h"
 #include "pipeline/committer.h"
+#include "pipeline/readahead.h"
 #include "pipeline/journal.h"
 #include "io/digest.h"
 #include "pipeline/layout.h"
@@ -1107,8 +1108,35 @@ ConvertSummary convert(const ConvertOptions& opt) {
           budget);
     }
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return need[a] > need[b]; });
+  // Read-ahead of the next series' files while these are converted (cold
+  // archives). Files whose pixels the indexer's 16 KiB prefix did not
+  // already bring in only: series of single small images are left alone
+  // (an extra open per file would cost more than it saves).
+  std::unique_ptr<ReadAhead> readahead;
+  {
+    std::vector<ReadAhead::Series> ra(order.size());
+    bool any = false;
+    for (size_t k = 0; k < order.size(); ++k) {
+      const SeriesPlan& p = plan.series[order[k]];
+      const uint64_t bytes = output_bytes_per_volume(p) * uint64_t(std::max(1, p.nt));
+      if (bytes < uint64_t(std::max<uint32_t>(1, p.n_files)) * (uint64_t(64) << 10)) continue;
+      std::set<uint32_t> files;
+      for (const SliceSource& src : p.sources) files.insert(src.file);
+      for (uint32_t f : files)
+        if (!scan.files[f].in_archive()) ra[k].files.push_back(scan.files[f].path);
+      ra[k].bytes = bytes;
+      any |= !ra[k].files.empty();
+    }
+    if (any)
+      readahead = std::make_unique<ReadAhead>(std::move(ra), std::min<uint64_t>(budget / 2, uint64_t(1) << 30),
+                                              4 * concurrency);
+  }
+  auto start_series = [&](size_t i) {
+    if (readahead) readahead->started();
+    process(i);
+  };
   if (concurrency <= 1) {
-    for (size_t i : order) process(i);  // one thread: nothing to overlap
+    for (size_t i : order) start_series(i);  // one thread: nothing to overlap
   } else {
     std::mutex bm;
     uint64_t in_flight = 0;
@@ -1125,7 +1153,7 @@ ConvertSummary convert(const ConvertOptions& opt) {
         in_flight += need[i];
         ++next;
         tg.run([&, i] {
-          process(i);
+          start_series(i);
           std::lock_guard lk(bm);
           in_flight -= need[i];
           --running;

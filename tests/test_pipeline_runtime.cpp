@@ -4,6 +4,7 @@
 #include "io/atomic_file.h"
 #include "io/digest.h"
 #include "io/nifti_writer.h"
+#include "pipeline/readahead.h"
 #include "pipeline/buffer_pool.h"
 #include "pipeline/committer.h"
 
@@ -12,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <thread>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -261,6 +263,57 @@ TEST(FolderSyncBatch, OneSyncPerFolderUntilTheDelayThenEveryFolderOnFlush) {
   EXPECT_TRUE(rapidnii::io::sync_folder(d / "a"));
   EXPECT_FALSE(rapidnii::io::sync_folder(d / "missing"));
   EXPECT_EQ(read_all(d / "a" / "g2"), "y");
+  fs::remove_all(d);
+}
+
+namespace {
+
+// Polls `pred` for up to 10 s.
+template <class F>
+bool eventually(F pred) {
+  for (int i = 0; i < 1000; ++i) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return pred();
+}
+
+}  // namespace
+
+TEST(ReadAhead, StaysWithinItsWindowOfSeriesAndBytes) {
+  const fs::path d = temp_dir("readahead");
+  std::vector<rapidnii::pipeline::ReadAhead::Series> series(5);
+  for (int k = 0; k < 5; ++k) {
+    const fs::path f = d / ("f" + std::to_string(k));
+    std::ofstream(f) << std::string(1000, char('a' + k));
+    series[k].files = {f.string(), (d / "missing").string()};  // a missing file is passed over
+    series[k].bytes = 100;
+  }
+  {
+    // two series ahead at most
+    rapidnii::pipeline::ReadAhead ra(series, 1000, 2);
+    ASSERT_TRUE(eventually([&] { return ra.hinted() == 2; }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_EQ(ra.hinted(), 2u);  // not beyond the window
+    ra.started();
+    ASSERT_TRUE(eventually([&] { return ra.hinted() == 3; }));
+    ra.started();
+    ra.started();
+    ASSERT_TRUE(eventually([&] { return ra.hinted() == 5; }));
+  }
+  {
+    // 150 bytes ahead at most: one series of 100 at a time (the next one is always allowed)
+    rapidnii::pipeline::ReadAhead ra(series, 150, 10);
+    ASSERT_TRUE(eventually([&] { return ra.hinted() == 1; }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_EQ(ra.hinted(), 1u);
+    ra.started();
+    ASSERT_TRUE(eventually([&] { return ra.hinted() == 2; }));
+  }
+  {
+    // destroyed while waiting: returns at once
+    rapidnii::pipeline::ReadAhead ra(series, 0, 1);
+  }
   fs::remove_all(d);
 }
 
