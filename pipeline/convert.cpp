@@ -1123,7 +1123,7 @@ ConvertSummary convert(const ConvertOptions& opt) {
       std::set<uint32_t> files;
       for (const SliceSource& src : p.sources) files.insert(src.file);
       for (uint32_t f : files)
-        if (!scan.files[f].in_archive()) ra[k].files.push_back(scan.files[f].path);
+        if (!scan.files[f].in_archive()) ra[k].files.push_back(&scan.files[f].path);
       ra[k].bytes = bytes;
       any |= !ra[k].files.empty();
     }

@@ -50,12 +50,12 @@ void ReadAhead::run() {
       if (stop_) return;
       if (k < started_) continue;  // already being converted: too late to help
     }
-    for (const std::string& f : series_[k].files) {
+    for (const std::string* f : series_[k].files) {
       {
         std::lock_guard lk(m_);
         if (stop_) return;
       }
-      const int fd = ::open(f.c_str(), O_RDONLY | O_CLOEXEC);
+      const int fd = ::open(f->c_str(), O_RDONLY | O_CLOEXEC);
       if (fd < 0) continue;
       (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
       ::close(fd);

@@ -19,7 +19,9 @@ namespace rapidnii::pipeline {
 class ReadAhead {
  public:
   struct Series {
-    std::vector<std::string> files;  // plain files (archive members are in memory already)
+    // plain files (archive members are in memory already), pointing into
+    // paths that outlive the ReadAhead (the run's input list: no copies)
+    std::vector<const std::string*> files;
     uint64_t bytes = 0;
   };
   // `series` in the order they will be started.

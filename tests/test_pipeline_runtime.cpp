@@ -283,10 +283,15 @@ bool eventually(F pred) {
 TEST(ReadAhead, StaysWithinItsWindowOfSeriesAndBytes) {
   const fs::path d = temp_dir("readahead");
   std::vector<rapidnii::pipeline::ReadAhead::Series> series(5);
+  std::vector<std::string> paths;
   for (int k = 0; k < 5; ++k) {
     const fs::path f = d / ("f" + std::to_string(k));
     std::ofstream(f) << std::string(1000, char('a' + k));
-    series[k].files = {f.string(), (d / "missing").string()};  // a missing file is passed over
+    paths.push_back(f.string());
+  }
+  const std::string missing = (d / "missing").string();
+  for (int k = 0; k < 5; ++k) {
+    series[k].files = {&paths[k], &missing};  // a missing file is passed over
     series[k].bytes = 100;
   }
   {
