@@ -130,14 +130,26 @@ def series_dirs(root):
     return sorted(d for d, _, files in os.walk(root) if files)
 
 
+COLD = False  # --cold: the page cache is dropped before every timed tool run
+
+
+def drop_caches():
+    """Empties the page cache (root only): the next run reads from the disk."""
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+
+
 def timed(cmd, env=None, stdout_path=None):
     """Runs cmd; returns (rc, wall s, child CPU s, stdout+stderr text).
 
     The page cache is synced first (untimed): dcm2niix does not fsync its
     outputs, so without it the kernel writes them back while the next tool
     runs, and that tool pays for the previous one's disk writes (and its own
-    fsyncs wait behind them)."""
+    fsyncs wait behind them). With --cold it is also dropped."""
     os.sync()
+    if COLD:
+        drop_caches()
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -413,6 +425,7 @@ def table(results, input_bytes, ref, per_series=None):
 # ---------------------------------------------------------------- main --
 
 def main(argv=None):
+    global COLD
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rapidnii", required=True)
     ap.add_argument("--archive", help="an existing DICOM archive (default: generate one)")
@@ -429,6 +442,9 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=1, help="runs of every tool (the table shows the median)")
     ap.add_argument("--keep", action="store_true", help="keep the outputs (the archive is always kept in --work)")
     ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--cold", action="store_true",
+                    help="drop the page cache before every timed tool run (root): the archive is read from the disk, "
+                         "as an overnight conversion of an archive not read since boot")
     a = ap.parse_args(argv)
 
     if not a.dcm2niix or not os.access(a.dcm2niix, os.X_OK):
@@ -477,7 +493,17 @@ def main(argv=None):
         report["archive"] = {"path": archive, "bytes": input_bytes, "series_folders": nseries}
         log("archive %s: %.1f MB, %d series folders; machine: %d cores, %s, load %s" % (
             archive, input_bytes / 1e6, nseries, os.cpu_count(), cpu_model(), loadavg()))
-        warm_cache(archive)
+        if a.cold:
+            try:
+                drop_caches()
+            except OSError as e:
+                log("FAIL: --cold needs to write /proc/sys/vm/drop_caches (root): %s" % e)
+                return 1
+            COLD = True
+            report["cold_cache"] = True
+            log("cold: the page cache is dropped before every timed run")
+        else:
+            warm_cache(archive)
         key = os.path.join(work, "bench.key")
         with open(key, "wb") as f:
             f.write(hashlib.sha256(b"rapidnii e2e benchmark key").digest())
