@@ -547,11 +547,18 @@ std::string shard_suffix(const ConvertOptions& opt) {
   return ".shard-" + std::to_string(opt.shard_index) + "-of-" + std::to_string(opt.shard_count);
 }
 
+// The files a series reads, each once, in index order (a mosaic or
+// multi-frame file feeds several slices).
+std::set<uint32_t> series_files(const SeriesPlan& p) {
+  std::set<uint32_t> ids;
+  for (const SliceSource& s : p.sources) ids.insert(s.file);
+  return ids;
+}
+
 // What makes an output: its inputs (name, size, time) and the settings.
 std::string fingerprint(const SeriesPlan& p, const std::vector<io::InputFile>& files, const ConvertOptions& opt,
                         const std::string& key_id, const std::string& rel) {
-  std::set<uint32_t> ids;
-  for (const auto& s : p.sources) ids.insert(s.file);
+  const std::set<uint32_t> ids = series_files(p);
   std::string f = std::string(RAPIDNII_VERSION_STRING) + "|" + key_id + "|" + deid::profile_name(opt.profile) + "|" +
                   opt.compression + "|" + opt.orient + "|" + opt.deface + "|" + std::to_string(opt.neutral_origin) + "|" +
                   std::to_string(opt.convert_burned_in_risk) + "|" + rel + "|ortho3d:" + std::to_string(p.ortho_3d) +
@@ -810,11 +817,12 @@ ConvertSummary convert(const ConvertOptions& opt) {
   // descriptive attributes of every series, from its first file
   const size_t ns = plan.series.size();
   const uint64_t budget = opt.memory_limit_mb > 0 ? uint64_t(opt.memory_limit_mb) << 20 : default_memory_budget();
-  auto read_meta = [&](size_t i) {
+  // `second_volume`: also a mosaic's slice times of its second volume (see
+  // acquisition; the sidecar context needs them, the sidecar itself not)
+  auto read_meta = [&](size_t i, bool second_volume) {
     const SeriesPlan& sp = plan.series[i];
     io::SeriesMeta meta = io::read_series_meta(scan.files[sp.sources.front().file]);
-    // a mosaic's slice times of the second volume too (see acquisition)
-    if (sp.mosaic_tiles_per_row > 0 && sp.nt > 1 && !meta.mosaic_slice_times_ms.empty())
+    if (second_volume && sp.mosaic_tiles_per_row > 0 && sp.nt > 1 && !meta.mosaic_slice_times_ms.empty())
       for (const SliceSource& s : sp.sources)
         if (s.t == 1) {
           meta.mosaic_slice_times_ms_second = io::read_series_meta(scan.files[s.file]).mosaic_slice_times_ms;
@@ -843,7 +851,7 @@ ConvertSummary convert(const ConvertOptions& opt) {
       block.assign(std::min(kMetaBlock, ns - i), io::SeriesMeta{});
       tbb::parallel_for(size_t(0), block.size(), [&](size_t k) {
         try {
-          block[k] = read_meta(i + k);
+          block[k] = read_meta(i + k, true);
           meta_ok[i + k] = 1;
         } catch (...) {
         }
@@ -955,9 +963,7 @@ ConvertSummary convert(const ConvertOptions& opt) {
         if (cleaned) sum.descriptors_cleaned++;
         for (const auto& wmsg : p.warnings) sum.warnings[wmsg]++;
         nlohmann::json inputs = nlohmann::json::array();
-        std::set<uint32_t> files;
-        for (const auto& s : p.sources) files.insert(s.file);
-        for (uint32_t f : files) inputs.push_back(scan.files[f].describe());
+        for (uint32_t f : series_files(p)) inputs.push_back(scan.files[f].describe());
         nlohmann::json entry = {{"output", rel}, {"inputs", inputs}};
         if (!p.warnings.empty()) entry["warnings"] = p.warnings;
         report["outputs"].push_back(std::move(entry));
@@ -983,7 +989,7 @@ ConvertSummary convert(const ConvertOptions& opt) {
       deid::SeriesContext c = ctx[i];
       c.face_note = w.face_note;
       std::optional<io::SeriesMeta> again;  // read again: see keep_metas
-      if (!keep_metas) again = read_meta(i);
+      if (!keep_metas) again = read_meta(i, false);
       nlohmann::json side = deid::make_sidecar(keep_metas ? metas[i] : *again, c, ps, &cleaned);
       if (!p.warnings.empty()) side["ConversionWarnings"] = p.warnings;
       const std::string side_text = side.dump(2) + "\n";
@@ -1120,9 +1126,7 @@ ConvertSummary convert(const ConvertOptions& opt) {
       const SeriesPlan& p = plan.series[order[k]];
       const uint64_t bytes = output_bytes_per_volume(p) * uint64_t(std::max(1, p.nt));
       if (bytes < uint64_t(std::max<uint32_t>(1, p.n_files)) * (uint64_t(64) << 10)) continue;
-      std::set<uint32_t> files;
-      for (const SliceSource& src : p.sources) files.insert(src.file);
-      for (uint32_t f : files)
+      for (uint32_t f : series_files(p))
         if (!scan.files[f].in_archive()) ra[k].files.push_back(&scan.files[f].path);
       ra[k].bytes = bytes;
       any |= !ra[k].files.empty();

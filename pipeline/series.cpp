@@ -574,7 +574,7 @@ namespace {
 // Classic images of one series whose EchoNumbers cannot tell its echo times
 // apart (absent, or fewer numbers than times): echo n is the n-th echo time
 // (as enhanced objects are numbered), so that the echoes are separate
-// outputs named echo-<n> in TE order. Null when nothing changes.
+// outputs named echo-<n> in TE order. In place; nothing changes otherwise.
 void number_echoes(std::vector<io::SliceHeader>& headers, const std::vector<bool>& usable) {
   std::map<std::string, std::set<long long>> times;  // series -> echo times (us)
   std::map<std::string, std::set<int32_t>> numbers;  // series -> EchoNumbers
